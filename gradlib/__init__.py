@@ -1,0 +1,1 @@
+"""gradlib: the experiments behind Gradient Highways (filled in at integration)."""

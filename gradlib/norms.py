@@ -1,0 +1,200 @@
+"""Normalization layers written out as their formulas: LayerNorm, RMSNorm, and BatchNorm over tokens.
+
+    LayerNorm:  y = (x − μ) / √(σ² + ε) · γ + β     μ, σ² over the features of each token (biased σ², as torch)
+    RMSNorm:    y = x / √(mean(x²) + ε) · γ          no centring: invariant to scaling x, not to shifting it
+    BatchNorm:  y = (x − μ_B) / √(σ²_B + ε) · γ + β  μ_B, σ²_B per feature over all B·T tokens of the batch
+
+LayerNorm and RMSNorm look at one token at a time, so they behave the same in training and evaluation and
+at batch size 1. BatchNorm's statistics come from the other tokens in the batch (running averages in eval).
+Parameter names (``weight`` = γ, ``bias`` = β) match torch.nn's, so state dicts copy across.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Optional, Union
+
+import torch
+from torch import Tensor, nn
+
+NORM_KINDS = ("layer", "rms", "batch", "none")
+
+__all__ = ["LayerNorm", "RMSNorm", "TokenBatchNorm", "NORM_KINDS", "make_norm"]
+
+
+def _check_d(d: object) -> None:
+    if isinstance(d, bool) or not isinstance(d, numbers.Integral) or int(d) <= 0:
+        raise ValueError(f"d must be a positive integer (the feature dimension); got {d!r}")
+
+
+def _check_eps(eps: object) -> None:
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps) or eps <= 0:
+        raise ValueError(f"eps must be a finite number > 0; got {eps!r}")
+
+
+def _check_input(x: object, d: int) -> None:
+    if not isinstance(x, Tensor):
+        raise ValueError(f"x must be a torch.Tensor; got {type(x).__name__}")
+    if x.dim() < 1 or x.shape[-1] != d:
+        raise ValueError(f"x must have last dimension d={d}; got shape {tuple(x.shape)}")
+
+
+class LayerNorm(nn.Module):
+    """Layer normalization over the last dimension, formula written out.
+
+    y = (x − μ) / √(σ² + ε) · γ + β, with μ = mean(x), σ² = mean((x − μ)²) over the d features of each token.
+
+    Args:
+        d: feature dimension; x is (..., d).
+        eps: ε added to the variance.
+        affine: learn γ (``weight``, init 1) and β (``bias``, init 0).
+    """
+
+    def __init__(
+        self,
+        d: int,
+        eps: float = 1e-5,
+        affine: bool = True,
+        *,
+        device: Optional[Union[str, torch.device]] = None,
+        dtype: Optional[torch.dtype] = None,
+    ) -> None:
+        _check_d(d)
+        _check_eps(eps)
+        super().__init__()
+        self.d, self.eps, self.affine = int(d), float(eps), bool(affine)
+        if self.affine:
+            self.weight = nn.Parameter(torch.ones(self.d, device=device, dtype=dtype))  # γ
+            self.bias = nn.Parameter(torch.zeros(self.d, device=device, dtype=dtype))  # β
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_input(x, self.d)
+        mu = x.mean(dim=-1, keepdim=True)  # (..., 1)
+        var = ((x - mu) ** 2).mean(dim=-1, keepdim=True)  # (..., 1)  biased, as torch.nn.LayerNorm
+        y = (x - mu) / torch.sqrt(var + self.eps)  # (..., d)
+        return y * self.weight + self.bias if self.affine else y
+
+    def extra_repr(self) -> str:
+        return f"{self.d}, eps={self.eps}, affine={self.affine}"
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square normalization over the last dimension (Zhang & Sennrich 2019), no centring.
+
+    y = x / √(mean(x²) + ε) · γ.
+
+    Args:
+        d: feature dimension; x is (..., d).
+        eps: ε added to the mean square.
+        affine: learn γ (``weight``, init 1).
+    """
+
+    def __init__(
+        self,
+        d: int,
+        eps: float = 1e-6,
+        affine: bool = True,
+        *,
+        device: Optional[Union[str, torch.device]] = None,
+        dtype: Optional[torch.dtype] = None,
+    ) -> None:
+        _check_d(d)
+        _check_eps(eps)
+        super().__init__()
+        self.d, self.eps, self.affine = int(d), float(eps), bool(affine)
+        if self.affine:
+            self.weight = nn.Parameter(torch.ones(self.d, device=device, dtype=dtype))  # γ
+        else:
+            self.register_parameter("weight", None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_input(x, self.d)
+        ms = (x**2).mean(dim=-1, keepdim=True)  # (..., 1)  mean square
+        y = x / torch.sqrt(ms + self.eps)  # (..., d)
+        return y * self.weight if self.affine else y
+
+    def extra_repr(self) -> str:
+        return f"{self.d}, eps={self.eps}, affine={self.affine}"
+
+
+class TokenBatchNorm(nn.Module):
+    """BatchNorm for sequences: per feature, statistics over all B·T tokens of the batch.
+
+    y = (x − μ_B) / √(σ²_B + ε) · γ + β; in eval mode μ_B, σ²_B are the running averages.
+    Wraps nn.BatchNorm1d (``self.bn``) applied to x.reshape(−1, d).
+
+    Args:
+        d: feature dimension; x is (B, T, d) or (N, d).
+        eps: ε added to the variance.
+        momentum: running-average momentum (None = cumulative average), as nn.BatchNorm1d.
+        affine: learn γ and β.
+    """
+
+    def __init__(
+        self,
+        d: int,
+        eps: float = 1e-5,
+        momentum: Optional[float] = 0.1,
+        affine: bool = True,
+        *,
+        device: Optional[Union[str, torch.device]] = None,
+        dtype: Optional[torch.dtype] = None,
+    ) -> None:
+        _check_d(d)
+        _check_eps(eps)
+        if momentum is not None and (
+            isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1
+        ):
+            raise ValueError(f"momentum must be a number in [0, 1] or None; got {momentum!r}")
+        super().__init__()
+        self.d = int(d)
+        self.bn = nn.BatchNorm1d(self.d, eps=eps, momentum=momentum, affine=affine, device=device, dtype=dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_input(x, self.d)
+        if self.training and x.numel() // self.d < 2:
+            # One token has zero variance: the batch statistics carry no information.
+            raise ValueError(
+                f"x must hold at least 2 tokens in training mode (BatchNorm needs batch statistics); "
+                f"got shape {tuple(x.shape)}"
+            )
+        tokens = x.reshape(-1, self.d)  # (B·T, d)
+        return self.bn(tokens).reshape(x.shape)
+
+    def extra_repr(self) -> str:
+        return f"{self.d}"
+
+
+def make_norm(
+    kind: str,
+    d: int,
+    *,
+    eps: Optional[float] = None,
+    device: Optional[Union[str, torch.device]] = None,
+    dtype: Optional[torch.dtype] = None,
+) -> nn.Module:
+    """Build a normalization layer by name: "layer", "rms", "batch" or "none" (nn.Identity).
+
+    Args:
+        kind: one of NORM_KINDS.
+        d: feature dimension.
+        eps: ε; None uses each class's default (1e-5 layer/batch, 1e-6 rms).
+        device, dtype: of the parameters.
+    """
+    if kind not in NORM_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(repr(k) for k in NORM_KINDS)}; got {kind!r}")
+    _check_d(d)
+    if eps is not None:
+        _check_eps(eps)
+    extra = {} if eps is None else {"eps": eps}
+    if kind == "layer":
+        return LayerNorm(d, **extra, device=device, dtype=dtype)
+    if kind == "rms":
+        return RMSNorm(d, **extra, device=device, dtype=dtype)
+    if kind == "batch":
+        return TokenBatchNorm(d, **extra, device=device, dtype=dtype)
+    return nn.Identity()

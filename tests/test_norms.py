@@ -1,0 +1,168 @@
+"""gradlib.norms against torch.nn.LayerNorm / RMSNorm / BatchNorm1d, and the invariances each one has."""
+
+import pytest
+import torch
+from torch import nn
+
+from gradlib.norms import NORM_KINDS, LayerNorm, RMSNorm, TokenBatchNorm, make_norm
+
+DT = torch.float64
+
+
+def randn(*shape, seed=0):
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    return torch.randn(*shape, generator=g, dtype=DT)
+
+
+def outputs_and_input_grads(module, x, r):
+    x = x.detach().clone().requires_grad_()
+    y = module(x)
+    (grad,) = torch.autograd.grad((y * r).sum(), x)
+    return y.detach(), grad
+
+
+# ---------------------------------------------------------------------------------------------- vs torch
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm_matches_torch_layer_norm_outputs_and_input_grads(affine):
+    d = 6
+    ours = LayerNorm(d, eps=1e-5, affine=affine, dtype=DT)
+    ref = nn.LayerNorm(d, eps=1e-5, elementwise_affine=affine, dtype=DT)
+    if affine:
+        with torch.no_grad():
+            ours.weight.copy_(randn(d, seed=1))
+            ours.bias.copy_(randn(d, seed=2))
+        ref.load_state_dict(ours.state_dict())  # same parameter names as torch
+    x, r = 3 * randn(2, 5, d, seed=3) + 1, randn(2, 5, d, seed=4)
+    y, g = outputs_and_input_grads(ours, x, r)
+    y_ref, g_ref = outputs_and_input_grads(ref, x, r)
+    torch.testing.assert_close(y, y_ref)
+    torch.testing.assert_close(g, g_ref)
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_rms_norm_matches_torch_rms_norm_outputs_and_input_grads(affine):
+    d = 6
+    ours = RMSNorm(d, eps=1e-6, affine=affine, dtype=DT)
+    ref = nn.RMSNorm(d, eps=1e-6, elementwise_affine=affine, dtype=DT)
+    if affine:
+        with torch.no_grad():
+            ours.weight.copy_(randn(d, seed=1))
+        ref.load_state_dict(ours.state_dict())
+    x, r = 3 * randn(2, 5, d, seed=3) + 1, randn(2, 5, d, seed=4)
+    y, g = outputs_and_input_grads(ours, x, r)
+    y_ref, g_ref = outputs_and_input_grads(ref, x, r)
+    torch.testing.assert_close(y, y_ref)
+    torch.testing.assert_close(g, g_ref)
+
+
+def test_layer_norm_parameter_grads_match_torch():
+    d = 4
+    ours, ref = LayerNorm(d, dtype=DT), nn.LayerNorm(d, dtype=DT)
+    x, r = randn(3, d, seed=1), randn(3, d, seed=2)
+    (ours(x) * r).sum().backward()
+    (ref(x) * r).sum().backward()
+    torch.testing.assert_close(ours.weight.grad, ref.weight.grad)
+    torch.testing.assert_close(ours.bias.grad, ref.bias.grad)
+
+
+def test_layer_norm_uses_biased_variance_like_torch():
+    x = torch.tensor([[1.0, 3.0]], dtype=DT)  # mean 2, biased variance 1 (unbiased would be 2)
+    y = LayerNorm(2, eps=1e-12, affine=False)(x)
+    torch.testing.assert_close(y, torch.tensor([[-1.0, 1.0]], dtype=DT))
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_token_batch_norm_matches_batch_norm1d_on_flattened_tokens(train):
+    d = 4
+    ours = TokenBatchNorm(d, eps=1e-5, momentum=0.1).to(DT)
+    ref = nn.BatchNorm1d(d, eps=1e-5, momentum=0.1).to(DT)
+    with torch.no_grad():
+        ours.bn.weight.copy_(randn(d, seed=1))
+        ours.bn.bias.copy_(randn(d, seed=2))
+    ref.load_state_dict(ours.bn.state_dict())
+    for seed in (3, 4):  # two training steps move the running statistics
+        x = 2 * randn(3, 5, d, seed=seed) + 1
+        ours(x), ref(x.reshape(-1, d))
+    torch.testing.assert_close(ours.bn.running_mean, ref.running_mean)
+    torch.testing.assert_close(ours.bn.running_var, ref.running_var)
+    ours.train(train), ref.train(train)
+    x, r = randn(3, 5, d, seed=5), randn(3, 5, d, seed=6)
+    y, g = outputs_and_input_grads(ours, x, r)
+    y_ref, g_ref = outputs_and_input_grads(ref, x.reshape(-1, d), r.reshape(-1, d))
+    torch.testing.assert_close(y, y_ref.reshape(3, 5, d))
+    torch.testing.assert_close(g, g_ref.reshape(3, 5, d))
+
+
+def test_token_batch_norm_output_depends_on_the_other_sequences_in_training():
+    norm = TokenBatchNorm(4).to(DT)
+    x = randn(2, 5, 4, seed=1)
+    alone = norm(x[:1])
+    together = norm(torch.cat([x[:1], 10 * x[1:]]))[:1]
+    assert not torch.allclose(alone, together)
+
+
+# ---------------------------------------------------------------------------------------------- invariances
+def test_layer_norm_is_invariant_to_per_token_shift_and_positive_scale():
+    norm = LayerNorm(8, eps=1e-12, affine=False)
+    x = randn(2, 5, 8, seed=1)
+    shift = randn(2, 5, 1, seed=2) * 10
+    scale = randn(2, 5, 1, seed=3).abs() * 5 + 0.1
+    torch.testing.assert_close(norm(scale * x + shift), norm(x))
+
+
+def test_rms_norm_is_invariant_to_scale_but_not_to_shift():
+    norm = RMSNorm(8, eps=1e-12, affine=False)
+    x = randn(2, 5, 8, seed=1)
+    scale = randn(2, 5, 1, seed=3).abs() * 5 + 0.1
+    torch.testing.assert_close(norm(scale * x), norm(x))
+    assert not torch.allclose(norm(x + 3.0), norm(x), atol=1e-3)
+
+
+def test_layer_and_rms_norm_outputs_have_unit_rms():
+    x = randn(3, 16, seed=1) * 7 + 2
+    torch.testing.assert_close(LayerNorm(16, eps=1e-12, affine=False)(x).pow(2).mean(-1), torch.ones(3, dtype=DT))
+    torch.testing.assert_close(RMSNorm(16, eps=1e-12, affine=False)(x).pow(2).mean(-1), torch.ones(3, dtype=DT))
+
+
+# ---------------------------------------------------------------------------------------------- make_norm
+def test_make_norm_builds_each_kind():
+    expected = {"layer": LayerNorm, "rms": RMSNorm, "batch": TokenBatchNorm, "none": nn.Identity}
+    assert set(NORM_KINDS) == set(expected)
+    for kind in NORM_KINDS:
+        norm = make_norm(kind, 4)
+        assert type(norm) is expected[kind]
+        assert norm(torch.ones(2, 3, 4)).shape == (2, 3, 4)
+    assert make_norm("layer", 4, eps=1e-3).eps == 1e-3
+
+
+# ---------------------------------------------------------------------------------------------- bad inputs
+@pytest.mark.parametrize("bad", ["batchnorm", "Layer", "", None])
+def test_make_norm_bad_kind_raises_value_error_naming_kind(bad):
+    with pytest.raises(ValueError, match="kind"):
+        make_norm(bad, 4)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "4"])
+def test_bad_d_raises_value_error_naming_d(bad):
+    with pytest.raises(ValueError, match="d must"):
+        make_norm("layer", bad)
+    for cls in (LayerNorm, RMSNorm, TokenBatchNorm):
+        with pytest.raises(ValueError, match="d must"):
+            cls(bad)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1e-5, float("nan")])
+def test_bad_eps_raises_value_error_naming_eps(bad):
+    for cls in (LayerNorm, RMSNorm, TokenBatchNorm):
+        with pytest.raises(ValueError, match="eps"):
+            cls(4, eps=bad)
+
+
+def test_bad_momentum_and_inputs_raise_value_error_naming_them():
+    with pytest.raises(ValueError, match="momentum"):
+        TokenBatchNorm(4, momentum=1.5)
+    for norm in (LayerNorm(4), RMSNorm(4), TokenBatchNorm(4)):
+        with pytest.raises(ValueError, match="x must have last dimension"):
+            norm(torch.ones(2, 3, 5))
+    with pytest.raises(ValueError, match="x must hold at least 2 tokens"):
+        TokenBatchNorm(4)(torch.ones(1, 1, 4))
