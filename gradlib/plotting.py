@@ -14,7 +14,6 @@ The visual language:
 from __future__ import annotations
 
 import contextlib
-import math
 import re
 from typing import Any, Iterator, Mapping, Sequence
 
