@@ -76,10 +76,21 @@ def _check_positive_int(value: object, name: str) -> None:
         raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
 
 
-def _check_finite(value: object, name: str, *, positive: bool = False) -> None:
+def _check_finite(value: object, name: str, *, positive: bool = False, nonnegative: bool = False) -> None:
     bad = isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
-    if bad or (positive and value <= 0):
-        raise ValueError(f"{name} must be a finite number{' > 0' if positive else ''}; got {value!r}")
+    if bad or (positive and value <= 0) or (nonnegative and value < 0):
+        bound = " > 0" if positive else " >= 0" if nonnegative else ""
+        raise ValueError(f"{name} must be a finite number{bound}; got {value!r}")
+
+
+def _check_branch_scale(branch_scale: object, residual: object) -> None:
+    """α ≥ 0, finite; α ≠ 1 only with the skip (it scales the residual branch of x + α·f(x))."""
+    _check_finite(branch_scale, "branch_scale", nonnegative=True)
+    if residual is False and branch_scale != 1.0:
+        raise ValueError(
+            f"branch_scale must be 1.0 when residual=False (it scales the branch of x + α·f(x)); "
+            f"got {branch_scale!r}"
+        )
 
 
 def _check_bool(value: object, name: str) -> None:
@@ -142,9 +153,9 @@ def _activation(name: str) -> nn.Module:
 
 # ------------------------------------------------------------------------------------------------ deep MLP
 class MLPLayer(nn.Module):
-    """One fully connected layer, optionally normalised and with a skip connection.
+    """One fully connected layer, optionally normalised and with a (scaled) skip connection.
 
-    h = act(norm(x) Wᵀ);  y = x + h if residual else h   (so ∂y/∂x = I + ∂h/∂x with the skip).
+    h = act(norm(x) Wᵀ);  y = x + α·h if residual else h   (so ∂y/∂x = I + α·∂h/∂x with the skip).
 
     Init of W (n_in = n_out = width): "old" U[±1/√n] (Glorot & Bengio's "standard" init, n·Var W = 1/3),
     "xavier" U[±√(6/(n_in+n_out))] (Var = 2/(n_in+n_out)), "he" N(0, 2/n_in); ``weight_scale`` σ, when given,
@@ -155,7 +166,9 @@ class MLPLayer(nn.Module):
         activation: one of ACTIVATIONS.
         init: one of INITS.
         weight_scale: σ > 0 or None.
-        residual: add the skip x + h.
+        residual: add the skip x + α·h.
+        branch_scale: α ≥ 0, a constant multiplying the branch (not learnable, unlike TransformerBlock's α);
+            α = 1 is the plain residual x + h, α = 0 the identity map. Must stay 1.0 without the skip.
         norm: one of NORM_KINDS, applied to the layer's input.
         bias: give the linear map a bias.
         seed: seed of a local generator, used when ``generator`` is None.
@@ -171,6 +184,7 @@ class MLPLayer(nn.Module):
         init: str = "xavier",
         weight_scale: Optional[float] = None,
         residual: bool = False,
+        branch_scale: float = 1.0,
         norm: str = "none",
         bias: bool = False,
         seed: int = 0,
@@ -184,6 +198,7 @@ class MLPLayer(nn.Module):
         if weight_scale is not None:
             _check_finite(weight_scale, "weight_scale", positive=True)
         _check_bool(residual, "residual")
+        _check_branch_scale(branch_scale, residual)
         _check_choice(norm, "norm", NORM_KINDS)
         _check_bool(bias, "bias")
         _check_seed(seed)
@@ -192,6 +207,7 @@ class MLPLayer(nn.Module):
         super().__init__()
         self.width = int(width)
         self.residual = residual
+        self.branch_scale = float(branch_scale)  # α: a constant, so it adds no parameter to the layer
         self.norm = make_norm(norm, self.width, dtype=dtype, device=device)
         # skip_init: nn.Linear's own init would draw from (and advance) the global RNG for nothing.
         self.linear = skip_init(nn.Linear, self.width, self.width, bias=bias, dtype=dtype, device=device)
@@ -216,19 +232,24 @@ class MLPLayer(nn.Module):
         return self.act(self.linear(self.norm(x)))
 
     def forward(self, x: Tensor) -> Tensor:
-        """y = x + f(x) with the skip, f(x) without; (B, width) -> (B, width)."""
-        return x + self.branch(x) if self.residual else self.branch(x)
+        """y = x + α·f(x) with the skip, f(x) without; (B, width) -> (B, width)."""
+        if not self.residual:
+            return self.branch(x)
+        return x + self.branch_scale * self.branch(x)  # α = 1: 1.0·t is exact, so x + f(x) bit for bit
+
+    def extra_repr(self) -> str:
+        return f"width={self.width}, residual={self.residual}, branch_scale={self.branch_scale:g}"
 
 
 class DeepMLP(nn.Module):
     """A stack of `depth` square fully connected layers: the telephone game of Glorot & Bengio 2010.
 
-    x_{l+1} = act(norm(x_l) W_lᵀ) (+ x_l with residual);  ∂x_L/∂x_0 = Π_l (I +) diag(act′) W_l.
+    x_{l+1} = act(norm(x_l) W_lᵀ), or x_l + α·act(…) with residual;  ∂x_L/∂x_0 = Π_l (I + α·) diag(act′) W_l
 
     Args:
         width: layer width; x is (B, width).
         depth: number of layers L ≥ 1 (``self.layers``, an nn.ModuleList of MLPLayer).
-        activation, init, weight_scale, residual, norm, bias: as in :class:`MLPLayer`.
+        activation, init, weight_scale, residual, branch_scale, norm, bias: as in :class:`MLPLayer`.
         seed: one generator draws every layer in turn (independent layers, reproducible stack).
         dtype, device: of the parameters.
     """
@@ -242,6 +263,7 @@ class DeepMLP(nn.Module):
         init: str = "xavier",
         weight_scale: Optional[float] = None,
         residual: bool = False,
+        branch_scale: float = 1.0,
         norm: str = "none",
         bias: bool = False,
         seed: int = 0,
@@ -255,6 +277,7 @@ class DeepMLP(nn.Module):
         if weight_scale is not None:
             _check_finite(weight_scale, "weight_scale", positive=True)
         _check_bool(residual, "residual")
+        _check_branch_scale(branch_scale, residual)
         _check_choice(norm, "norm", NORM_KINDS)
         _check_bool(bias, "bias")
         _check_seed(seed)
@@ -268,6 +291,7 @@ class DeepMLP(nn.Module):
             init=init,
             weight_scale=weight_scale,
             residual=residual,
+            branch_scale=branch_scale,
             norm=norm,
             bias=bias,
             generator=generator,

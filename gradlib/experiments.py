@@ -10,11 +10,12 @@ results expose ``exploded_at``. Default arguments are sized to run in well under
 Which experiment backs which claim (see the chapters for the citations):
 
     mlp_gradients, residual_vs_plain      ∂L/∂h_l = ∏ Wᵀ diag(φ') … : products of layer Jacobians vanish/explode
+    stack_gradients                       the same per-layer profile for a residual Transformer stack (pre/post norm)
     rnn_gradients                         ‖∂h_T/∂h_t‖ = ρ^(T−t) for a linear RNN with W = ρ·(orthogonal)
     path_lengths                          RNN: O(n) path, exponential decay; attention: one step, ~1/n
-    rank_collapse_depth, qk_gradients     pure attention collapses tokens to rank one; skips prevent it
+    rank_collapse_depth, qk_gradients     pure attention collapses tokens to rank one; skips (scaled 1/√L) prevent it
     softmax_saturation                    J = diag(p) − ppᵀ → 0 when q·k has variance d_k (no 1/√d_k)
-    residual_scale_spectrum               x + α·f(x): Jacobian I + α J_f; α = 0 is the identity
+    residual_scale_spectrum               x + α·f(x): Jacobian I + α J_f, α = 0 the identity; DeepNorm LN(s·x + f(x))
     residual_stream_norms, activation_stats, norm_comparison, pre_post_ln, scale_invariant_loss_trap
                                           what normalization does, and where its placement matters
 """
@@ -58,6 +59,7 @@ __all__ = [
     "PrePostSweep",
     "ActivationStats",
     "mlp_gradients",
+    "stack_gradients",
     "rnn_gradients",
     "path_lengths",
     "rank_collapse_depth",
@@ -80,6 +82,9 @@ MLP_INITS = ("old", "xavier", "he")
 MLP_NORMS = ("none", "layer", "rms", "batch")
 RNN_ACTIVATIONS = ("tanh", "identity")
 STACK_NORMS = ("none", "layer", "rms")
+NORM_POSITIONS = ("pre", "post")
+STACK_INITS = ("default", "xavier", "deepnorm")
+NORM_NAMES = {"none": "no norm", "layer": "LayerNorm", "rms": "RMSNorm", "batch": "BatchNorm"}  # display names
 IMPLEMENTATIONS = ("gradlib", "torch")
 DTYPES = (torch.float32, torch.float64)
 
@@ -157,6 +162,7 @@ class ResidualScale:
 
     alphas: np.ndarray  # (A,)
     singular_values: np.ndarray  # (A, k), descending
+    variant: str = "rezero"  # "rezero": x + α·f(norm(x)); "deepnorm": LN(s·x + α·f(x)), DeepNet's s and init
 
 
 @dataclass
@@ -175,6 +181,29 @@ class NormComparison:
     """
 
     rows: list[dict]
+
+    def to_markdown(self, digits: int = 2) -> str:
+        """The rows as a Markdown table: one line per test, one column per norm ("fails" where it refused).
+
+        Args:
+            digits: significant digits of the numbers.
+        """
+        if isinstance(digits, bool) or not isinstance(digits, numbers.Integral) or digits < 1:
+            raise ValueError(f"digits must be an integer >= 1; got {digits!r}")
+        kinds = [k for k in ("batch", "layer", "rms") if any(k in row for row in self.rows)]
+        lines = ["| max abs change of the output | " + " | ".join(NORM_NAMES[k] for k in kinds) + " |",
+                 "|---|" + "---:|" * len(kinds)]
+        for row in self.rows:
+            cells = [_shown(row.get(k, ""), digits) for k in kinds]
+            lines.append(f"| {row['test']} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+
+def _shown(value: Any, digits: int) -> str:
+    """A table cell: a number to `digits` significant digits, 'fails' for a norm that refused (a str)."""
+    if isinstance(value, str):
+        return "fails" if value.startswith("fails") else value
+    return f"{float(value):.{digits}g}"
 
 
 @dataclass
@@ -306,10 +335,11 @@ def _causal_mask(n: int, device: torch.device) -> Tensor:
 
 
 # ====================================================================================== vanishing gradients
-def _mlp_label(activation: str, init: str, weight_scale: Optional[float], residual: bool, norm: str) -> str:
+def _mlp_label(activation: str, init: str, weight_scale: Optional[float], residual: bool, norm: str,
+               branch_scale: float = 1.0) -> str:
     parts = [activation, f"weight scale {weight_scale:g}" if weight_scale is not None else f"{init} init"]
     if residual:
-        parts.append("residual")
+        parts.append("residual" if branch_scale == 1.0 else f"residual, α = {branch_scale:g}")
     if norm != "none":
         parts.append(f"{norm} norm")
     return ", ".join(parts)
@@ -328,10 +358,11 @@ def mlp_gradients(
     device: Device = "cpu",
     dtype: torch.dtype = torch.float32,
     label: Optional[str] = None,
+    branch_scale: float = 1.0,
 ) -> DepthProfile:
     """Gradient norm at every layer of a deep MLP, for one init / activation / architecture.
 
-    ∂L/∂h_l = (∏_{m>l} J_m)ᵀ ∂L/∂h_L with J_m = diag(φ'(·)) W_m (plain) or I + diag(φ'(·)) W_m (residual).
+    ∂L/∂h_l = (∏_{m>l} J_m)ᵀ ∂L/∂h_L with J_m = diag(φ'(·)) W_m (plain) or I + α·diag(φ'(·)) W_m (residual).
 
     Args:
         depth: number of layers L.
@@ -340,12 +371,14 @@ def mlp_gradients(
         init: "old" (U[±1/√n], n·Var W = 1/3), "xavier" or "he".
         weight_scale: if given, overrides init: W ~ N(0, weight_scale²/n); above the critical scale (1 for
             identity and tanh, √2 for relu) the gradient grows toward the input.
-        residual: h_l = h_{l−1} + φ(W h_{l−1}) instead of φ(W h_{l−1}).
+        residual: h_l = h_{l−1} + α·φ(W h_{l−1}) instead of φ(W h_{l−1}).
         norm: "none", "layer", "rms" or "batch", applied before each layer's weight.
         batch: number of input rows; inputs x ~ N(0, 1), shape (batch, width).
         seed: seeds the init and (on a separate stream) the inputs.
         device, dtype: where and in what precision to run.
         label: the profile's label; default built from the arguments, e.g. "tanh, old init".
+        branch_scale: α ≥ 0 of the residual branch (α = 0: every layer is the identity); must be 1 unless
+            residual=True.
     """
     depth = _check_int(depth, "depth")
     width = _check_int(width, "width")
@@ -355,6 +388,10 @@ def mlp_gradients(
         weight_scale = _check_float(weight_scale, "weight_scale", minimum=0.0, strict=True)
     if not isinstance(residual, bool):
         raise ValueError(f"residual must be True or False; got {residual!r}")
+    branch_scale = _check_float(branch_scale, "branch_scale", minimum=0.0)
+    if not residual and branch_scale != 1.0:
+        raise ValueError(f"branch_scale must be 1.0 when residual=False (it scales the residual branch); "
+                         f"got {branch_scale!r}")
     _check_choice(norm, "norm", MLP_NORMS)
     batch = _check_int(batch, "batch")
     seed = _check_seed(seed)
@@ -365,13 +402,98 @@ def mlp_gradients(
 
     model = DeepMLP(
         width, depth, activation=activation, init=init, weight_scale=weight_scale,
-        residual=residual, norm=norm, seed=seed, dtype=dtype, device=dev,
+        residual=residual, branch_scale=branch_scale, norm=norm, seed=seed, dtype=dtype, device=dev,
     )
     x = _randn((batch, width), _data_generator(seed), dtype, dev)  # (B, n)
     grads = layer_grad_norms(model, x)
     grad_norms = np.asarray(grads.output_grad_norms, dtype=np.float64)
+    if label is None:
+        label = _mlp_label(activation, init, weight_scale, residual, norm, branch_scale)
     return DepthProfile(
-        label=label if label is not None else _mlp_label(activation, init, weight_scale, residual, norm),
+        label=label,
+        layer=np.arange(1, depth + 1),
+        grad_norms=grad_norms,
+        param_norms=np.asarray(grads.param_norms, dtype=np.float64),
+        exploded_at=grads.exploded_at,
+        ratio=_first_over_last(grad_norms),
+    )
+
+
+def _stack_label(norm: str, norm_position: str, init: str) -> str:
+    if init == "deepnorm":
+        return "DeepNorm" if norm == "layer" else f"DeepNorm ({NORM_NAMES[norm]})"
+    if norm == "none":
+        return "no norm"
+    return f"{norm_position}-{NORM_NAMES[norm]}"
+
+
+def stack_gradients(
+    depth: int = 12,
+    norm: str = "layer",
+    norm_position: str = "pre",
+    d_model: int = 32,
+    n_heads: int = 1,
+    n_tokens: int = 8,
+    batch: int = 2,
+    seed: int = 0,
+    d_ff: Optional[int] = None,
+    init: str = "default",
+    final_norm: Optional[bool] = None,
+    device: Device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    label: Optional[str] = None,
+) -> DepthProfile:
+    """Gradient norm after every block of a residual Transformer stack, with the norm before or after each sub-layer.
+
+    pre: x = x + f(N(x)) (+ a final N);  post: x = N(x + f(x));  g_l = ‖∂ℓ/∂x_l‖, x_l the output of block l.
+
+    Measured by probes.layer_grad_norms with its default loss ⟨y, r⟩ (r ~ N(0, 1) fixed), which a final norm
+    does not make invariant. Without a norm (norm="none") the position changes nothing.
+
+    Args:
+        depth: number of blocks L.
+        norm: "layer", "rms" or "none".
+        norm_position: "pre" or "post".
+        d_model, n_heads, d_ff: block sizes (d_ff None -> 4·d_model; n_heads must divide d_model).
+        n_tokens, batch: input x ~ N(0, 1), shape (batch, n_tokens, d_model), from the data stream of `seed`.
+        seed: seeds the init and (separately) the inputs.
+        init: "default" (PyTorch's encoder-layer init), "xavier" or "deepnorm" (DeepNet: post-norm only,
+            skip scale (2N)^(1/4), β-scaled value/output/FFN weights).
+        final_norm: as in blocks.TransformerStack (None: a final norm for pre-norm stacks with a norm).
+        device, dtype: where and in what precision to run.
+        label: the profile's label; default e.g. "pre-LayerNorm", "post-RMSNorm", "no norm", "DeepNorm".
+    """
+    depth = _check_int(depth, "depth")
+    _check_choice(norm, "norm", STACK_NORMS)
+    _check_choice(norm_position, "norm_position", NORM_POSITIONS)
+    d_model = _check_int(d_model, "d_model")
+    n_heads = _check_int(n_heads, "n_heads")
+    _check_d_heads(d_model, n_heads)
+    n_tokens = _check_int(n_tokens, "n_tokens")
+    batch = _check_int(batch, "batch")
+    seed = _check_seed(seed)
+    if d_ff is not None:
+        d_ff = _check_int(d_ff, "d_ff")
+    _check_choice(init, "init", STACK_INITS)
+    if init == "deepnorm" and norm_position != "post":
+        raise ValueError(f"norm_position must be 'post' with init='deepnorm' (DeepNet is post-norm); "
+                         f"got {norm_position!r}")
+    if final_norm is not None and not isinstance(final_norm, bool):
+        raise ValueError(f"final_norm must be True, False or None; got {final_norm!r}")
+    dev = _check_device(device)
+    _check_dtype(dtype)
+    if label is not None and not isinstance(label, str):
+        raise ValueError(f"label must be a str or None; got {label!r}")
+
+    model = TransformerStack(
+        depth, d_model, n_heads, d_ff, norm=norm, norm_position=norm_position, residual=True,
+        final_norm=final_norm, init=init, seed=seed, dtype=dtype, device=dev,
+    )
+    x = _randn((batch, n_tokens, d_model), _data_generator(seed), dtype, dev)  # (B, T, d)
+    grads = layer_grad_norms(model, x)
+    grad_norms = np.asarray(grads.output_grad_norms, dtype=np.float64)
+    return DepthProfile(
+        label=label if label is not None else _stack_label(norm, norm_position, init),
         layer=np.arange(1, depth + 1),
         grad_norms=grad_norms,
         param_norms=np.asarray(grads.param_norms, dtype=np.float64),
@@ -514,6 +636,9 @@ def _grad_from_first_token(fn: Callable[[Tensor], Tensor], xs: Tensor) -> np.nda
     return columns.pow(2).sum(dim=(0, 3)).sqrt().detach().cpu().double().numpy()  # (N, T)
 
 
+_COLLAPSE_VARIANTS = ("attention only", "with skip connections", "residual, branch 1/√L")
+
+
 def rank_collapse_depth(
     depth: int = 12,
     n_tokens: int = 16,
@@ -522,6 +647,7 @@ def rank_collapse_depth(
     seed: int = 0,
     device: Device = "cpu",
     dtype: torch.dtype = torch.float64,
+    variants: Sequence[str] = _COLLAPSE_VARIANTS[:2],
 ) -> RankCollapse:
     """Distance from rank one after each layer of a pure-attention stack, with and without skip connections.
 
@@ -534,6 +660,9 @@ def rank_collapse_depth(
         n_heads: heads per layer (must divide d).
         seed: seeds the (Xavier) init and, separately, the inputs.
         device, dtype: float64 by default — float32 stops resolving the residual near 1e-7.
+        variants: which stacks (the curves' labels, in this order): "attention only" (x_{l+1} = attn(x_l)),
+            "with skip connections" (x_l + attn(x_l)), "residual, branch 1/√L" (x_l + attn(x_l)/√L, the
+            depth-scaled branches of Noci et al. 2022). Every stack has the same weights and input.
     """
     depth = _check_int(depth, "depth")
     n_tokens = _check_int(n_tokens, "n_tokens", minimum=2)
@@ -543,11 +672,20 @@ def rank_collapse_depth(
     seed = _check_seed(seed)
     dev = _check_device(device)
     _check_dtype(dtype)
+    variant_list = _check_sequence(variants, "variants")
+    for v in variant_list:
+        _check_choice(v, "every entry of variants", _COLLAPSE_VARIANTS)
+    if len(set(variant_list)) != len(variant_list):
+        raise ValueError(f"variants must not repeat; got {variants!r}")
 
     x = _randn((1, n_tokens, d), _data_generator(seed), dtype, dev)  # (1, T, d)
     curves = {}
-    for label, residual in (("attention only", False), ("with skip connections", True)):
-        model = attention_stack(depth, d, n_heads, residual=residual, seed=seed, dtype=dtype, device=dev)
+    for label in variant_list:
+        residual = label != "attention only"
+        alpha = 1.0 / math.sqrt(depth) if label == "residual, branch 1/√L" else 1.0
+        model = attention_stack(
+            depth, d, n_heads, residual=residual, branch_scale=alpha, seed=seed, dtype=dtype, device=dev
+        )
         stats = layer_stats(model, x)
         curves[label] = np.concatenate([[rank_collapse(x)], np.asarray(stats.rank_collapse, dtype=np.float64)])
     return RankCollapse(layer=np.arange(depth + 1), curves=curves)
@@ -726,12 +864,15 @@ def residual_vs_plain(
     return [plain, residual]
 
 
+RESIDUAL_VARIANTS = ("rezero", "deepnorm")
+
+
 def residual_scale_spectrum(
     alphas: Sequence[float] = (0.0, 0.1, 0.5, 1.0),
     n_layers: int = 6,
     d_model: int = 32,
     n_heads: int = 1,
-    norm: str = "none",
+    norm: Optional[str] = None,
     k: int = 4,
     n_tokens: int = 8,
     method: str = "exact",
@@ -739,15 +880,20 @@ def residual_scale_spectrum(
     seed: int = 0,
     device: Device = "cpu",
     dtype: torch.dtype = torch.float64,
+    variant: str = "rezero",
 ) -> ResidualScale:
     """Top singular values of a Transformer stack's input-output Jacobian for branch scales α (ReZero: α = 0).
 
-    Each sub-layer is x ↦ x + α f(x), Jacobian I + α J_f; at α = 0 the stack is the identity, all σ = 1.
+    rezero:   each sub-layer is x ↦ x + α f(x), Jacobian I + α J_f; at α = 0 the stack is the identity, all σ = 1.
+    deepnorm: each sub-layer is x ↦ LN(s·x + α f(x)), s = (2N)^(1/4), value/output/FFN weights × (8N)^(−1/4)
+              (DeepNet, Wang et al. 2022; α = 1 is DeepNorm itself). Jacobian ≈ P (I + (α/s) J_f)/σ with P the
+              LayerNorm's projection, so at α = 0 the stack computes LN(x): its nonzero σ are 1/std of the tokens.
 
     Args:
         alphas: branch scales α ≥ 0 to compare, (A,).
         n_layers, d_model, n_heads: stack size (d_ff = 4·d_model).
-        norm: "none" or "layer"/"rms" in pre-norm position (no final norm, which would break the identity).
+        norm: rezero: "none" (default) or "layer"/"rms" in pre-norm position (no final norm, which would break
+            the identity); deepnorm: "layer" (default) or "rms", in post-norm position.
         k: how many top singular values.
         n_tokens: tokens of the input x ~ N(0, 1), shape (1, T, d_model).
         method: "exact" — the full (T·d × T·d) Jacobian from one vectorised backward pass, then its singular
@@ -756,13 +902,17 @@ def residual_scale_spectrum(
         n_iter: subspace iterations for method="power".
         seed: the same weights (for every α) and inputs.
         device, dtype: float64 by default.
+        variant: "rezero" (pre-norm stack, skip scale 1, PyTorch's init) or "deepnorm" (as above).
     """
+    _check_choice(variant, "variant", RESIDUAL_VARIANTS)
     alpha_list = _check_floats(alphas, "alphas", minimum=0.0)
     n_layers = _check_int(n_layers, "n_layers")
     d_model = _check_int(d_model, "d_model")
     n_heads = _check_int(n_heads, "n_heads")
     _check_d_heads(d_model, n_heads)
-    _check_choice(norm, "norm", STACK_NORMS)
+    if norm is None:
+        norm = "none" if variant == "rezero" else "layer"
+    _check_choice(norm, "norm", STACK_NORMS if variant == "rezero" else ("layer", "rms"))
     k = _check_int(k, "k")
     n_tokens = _check_int(n_tokens, "n_tokens")
     if k > n_tokens * d_model:
@@ -775,17 +925,20 @@ def residual_scale_spectrum(
 
     x = _randn((1, n_tokens, d_model), _data_generator(seed), dtype, dev)  # (1, T, d)
     rows = []
+    structure: dict[str, Any] = (
+        dict(norm_position="pre") if variant == "rezero" else dict(norm_position="post", init="deepnorm")
+    )
     for alpha in alpha_list:
         model = TransformerStack(
-            n_layers, d_model, n_heads, norm=norm, norm_position="pre", residual=True,
-            branch_scale=alpha, final_norm=False, seed=seed, dtype=dtype, device=dev,
+            n_layers, d_model, n_heads, norm=norm, residual=True, branch_scale=alpha, final_norm=False,
+            seed=seed, dtype=dtype, device=dev, **structure,
         )
         if method == "exact":
             rows.append(_top_singular_values(model, x, k))
         else:
             spectrum = jacobian_top_singular_values(model, x, k=k, n_iter=n_iter, seed=seed)
             rows.append(np.asarray(spectrum.singular_values, dtype=np.float64))
-    return ResidualScale(alphas=_numpy(alpha_list), singular_values=np.stack(rows))
+    return ResidualScale(alphas=_numpy(alpha_list), singular_values=np.stack(rows), variant=variant)
 
 
 def _top_singular_values(fn: Callable[[Tensor], Tensor], x: Tensor, k: int) -> np.ndarray:

@@ -8,7 +8,8 @@ The visual language:
 - one colour per role (`COLORS`): the troubled `baseline` network, and the three highways `attention`,
   `residual` and `norm` (Okabe–Ito palette, safe for colour-blind readers);
 - gradient norms on a log y-axis; values that are inf/NaN (an exploded run) are masked, never plotted,
-  and the layer where a run exploded is marked with an ✕;
+  and the layer where a run exploded is marked with an ✕; a log axis whose view lies within
+  [0.001, 10⁴] is labelled with plain numbers ("0.5", "3", "20"), a wider one with powers of ten;
 - white figures with dark text, so every figure reads on the site's light and dark themes alike.
 """
 from __future__ import annotations
@@ -45,6 +46,10 @@ __all__ = [
     "plot_stream_norms",
     "plot_activation_stats",
     "plot_pre_post",
+    "plot_norm_comparison",
+    "PlainLogFormatter",
+    "NORM_LABELS",
+    "SCALE_LABELS",
     "draw_relay_vs_group_call",
     "draw_mountain_road_vs_expressway",
 ]
@@ -260,11 +265,42 @@ def _dress(ax: Axes) -> None:
     ax.set_axisbelow(True)
 
 
+class PlainLogFormatter(mpl.ticker.LogFormatterSciNotation):
+    """Log-axis tick labels as plain numbers ("0.5", "3", "20") while the view lies within `plain_range`.
+
+    label(x) = f"{x:g}" if plain_range ⊇ view interval, else matplotlib's 10ⁿ / a×10ⁿ; which ticks get a label
+    (the thinning of minor ticks over a narrow range) stays matplotlib's.
+    Args:
+        plain_range: (lo, hi), the values that read well as plain numbers; kw: as LogFormatterSciNotation.
+    """
+
+    def __init__(self, *args: Any, plain_range: tuple[float, float] = (1e-3, 1e4), **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.plain_range = plain_range
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        label = super().__call__(x, pos)  # '' where matplotlib leaves the tick unlabelled
+        axis = getattr(self, "axis", None)
+        if not label or axis is None:
+            return label
+        lo, hi = sorted(axis.get_view_interval())
+        if self.plain_range[0] <= lo and hi <= self.plain_range[1]:
+            return f"{x:g}"
+        return label
+
+
+def _plain_log_ticks(axis: Any) -> None:
+    """Label a log axis (ax.yaxis / ax.xaxis) with PlainLogFormatter, major and minor ticks alike."""
+    axis.set_major_formatter(PlainLogFormatter())
+    axis.set_minor_formatter(PlainLogFormatter())
+
+
 def _log_y(ax: Axes, *curves: Any, x: Any = None) -> None:
     """Log y-axis; if no curve has a finite positive value, keep a sane range instead of warning."""
     good = [np.asarray(masked_log(c).compressed()) for c in curves]
     if not any(g.size for g in good):
         ax.set_yscale("log")
+        _plain_log_ticks(ax.yaxis)
         ax.set_ylim(1e-1, 1e1)
         xs = np.asarray(x, dtype=float) if x is not None else np.zeros(0)
         if xs.size and np.all(np.isfinite(xs)):
@@ -274,6 +310,7 @@ def _log_y(ax: Axes, *curves: Any, x: Any = None) -> None:
                 va="center", color=COLORS["baseline"])
         return
     ax.set_yscale("log")
+    _plain_log_ticks(ax.yaxis)
 
 
 def _legend(ax: Axes, **kw: Any) -> None:
@@ -282,9 +319,13 @@ def _legend(ax: Axes, **kw: Any) -> None:
         ax.legend(handles, labels, **kw)
 
 
-def _series(curves: Mapping[str, Any]) -> list[tuple[str, np.ndarray, str]]:
-    labels = list(curves)
-    return [(lab, np.asarray(curves[lab], dtype=float), col) for lab, col in zip(labels, colors_for(labels))]
+def _series(curves: Mapping[str, Any], names: Mapping[str, str] | None = None
+            ) -> list[tuple[str, np.ndarray, str]]:
+    """(shown label, values, colour) per curve; `names` maps a result's keys to the labels shown."""
+    names = names or {}
+    labels = [names.get(key, str(key)) for key in curves]
+    return [(lab, np.asarray(y, dtype=float), col)
+            for lab, y, col in zip(labels, curves.values(), colors_for(labels))]
 
 
 def _marker_for(n: int) -> str | None:
@@ -435,11 +476,12 @@ def plot_rank_collapse(result: Any, ax: Axes | None = None, *, title: str | None
 
 def plot_qk_gradients(result: Any, ax: Axes | None = None, *, title: str | None = None,
                       legend: bool = True, cosine: bool = True, **kw: Any) -> Axes:
-    """Query/key gradient relative to the value gradient at the first layer, against depth (log y).
+    """Query/key gradient relative to the value gradient at one layer, against depth (log y).
 
     ‖∇W_Q‖ / ‖∇W_V‖ (solid, left axis); token cosine similarity (dotted, right axis, 0…1)
     Args:
-        result: QKGradients (depth (D,), curves: label -> (D,), cosine: label -> (D,)).
+        result: QKGradients (depth (D,), curves: label -> (D,), cosine: label -> (D,), layer: where the ratio
+            was measured, "last", "first" or a 1-based index — named in the y-label).
         ax: axes to draw on; cosine: also draw the cosine similarity on a twin axis; kw: line properties.
     """
     depth = np.asarray(result.depth, dtype=float)
@@ -453,7 +495,8 @@ def plot_qk_gradients(result: Any, ax: Axes | None = None, *, title: str | None 
             slot = _mark_series_explosion(ax, depth, y, color, "depth", slot)
         _log_y(ax, *[y for _, y, _ in series], x=depth)
         ax.set_xlabel("depth (layers)")
-        ax.set_ylabel(r"$\|\nabla W_Q\| \,/\, \|\nabla W_V\|$  (first layer)")
+        where = _layer_name(getattr(result, "layer", None))
+        ax.set_ylabel(r"$\|\nabla W_Q\| \,/\, \|\nabla W_V\|$" + (f"  ({where})" if where else ""))
         cos = getattr(result, "cosine", None) or {}
         if cosine and cos:
             twin = ax.twinx()
@@ -472,32 +515,56 @@ def plot_qk_gradients(result: Any, ax: Axes | None = None, *, title: str | None 
     return ax
 
 
+def _layer_name(layer: Any) -> str:
+    """'last' -> 'last layer', 'first' -> 'first layer', 3 or '3' -> 'layer 3', None -> ''."""
+    if layer is None:
+        return ""
+    text = str(layer)
+    return f"{text} layer" if text in ("first", "last") else f"layer {text}"
+
+
 _SATURATION_LABELS = {
     "saturated_fraction": "fraction of rows with max p > 0.99",
-    "jacobian_norm": r"softmax Jacobian norm $\|\mathrm{diag}(p) - pp^\top\|$",
-    "query_grad_norm": r"$\|\partial \ell / \partial Q\|$",
+    "jacobian_norm": r"softmax Jacobian $\|J\|_2$",
+    "query_grad_norm": r"$\|\partial p_i / \partial q_i\|_F$",
 }
+
+# How the keys of a SoftmaxSaturation (gradlib.attention's score scales) read in a legend.
+SCALE_LABELS: dict[str, str] = {"sqrt_dk": r"scaled by $1/\sqrt{d_k}$", "none": "unscaled"}
+
+
+def _scale_label(key: str) -> str:
+    """'sqrt_dk' -> 'scaled by 1/√d_k', 'none' -> 'unscaled', 'tau=2' -> 'temperature τ = 2'."""
+    if key in SCALE_LABELS:
+        return SCALE_LABELS[key]
+    if str(key).startswith("tau="):
+        return rf"temperature $\tau$ = {str(key)[4:]}"
+    return str(key)
 
 
 def plot_softmax_saturation(result: Any, ax: Axes | None = None, *, which: str = "saturated_fraction",
-                            title: str | None = None, legend: bool = True, **kw: Any) -> Axes:
+                            title: str | None = None, legend: bool = True,
+                            labels: Mapping[str, str] | None = None, **kw: Any) -> Axes:
     """Softmax saturation against the key dimension d_k, with and without the 1/√d_k scaling.
 
-    saturated fraction, ‖J‖ with J = diag(p) − ppᵀ, or ‖∂ℓ/∂Q‖ against d_k (log₂ x)
+    saturated fraction, ‖J‖₂ with J = diag(p) − ppᵀ, or ‖∂p_i/∂q_i‖_F against d_k (log₂ x)
     Args:
         result: SoftmaxSaturation (d_k (K,), saturated_fraction / jacobian_norm / query_grad_norm:
-            label -> (K,)).
+            scale key -> (K,)).
         which: 'saturated_fraction' (linear y, 0…1), 'jacobian_norm' or 'query_grad_norm' (log y).
+        labels: scale key -> legend text (default: 'sqrt_dk' → 'scaled by 1/√d_k', 'none' → 'unscaled',
+            'tau=2' → 'temperature τ = 2').
         ax: axes to draw on; kw: line properties.
     """
     if which not in _SATURATION_LABELS:
         raise ValueError(f"which must be one of {', '.join(map(repr, _SATURATION_LABELS))}; got {which!r}")
     d_k = np.asarray(result.d_k, dtype=float)
     curves = getattr(result, which)
+    names = {key: _scale_label(key) for key in curves} | dict(labels or {})
     with style():
         ax = _axes(ax)
         _dress(ax)
-        series = _series(curves)
+        series = _series(curves, names)
         slot = 0
         for label, y, color in series:
             ax.plot(d_k, masked_log(y) if which != "saturated_fraction" else _masked(y), color=color,
@@ -523,7 +590,8 @@ def plot_residual_scale(result: Any, ax: Axes | None = None, *, title: str | Non
 
     σ_i(∂y/∂x) for x_{l+1} = x_l + α·f(x_l); α = 0 (ReZero at init) gives every σ_i = 1
     Args:
-        result: ResidualScale (alphas (A,), singular_values (A, k), descending per row).
+        result: ResidualScale (alphas (A,), singular_values (A, k), descending per row; optional variant
+            "rezero" or "deepnorm", which sets the axis label and the default title).
         ax: axes to draw on; kw: line properties.
     """
     alphas = np.asarray(result.alphas, dtype=float)
@@ -542,9 +610,13 @@ def plot_residual_scale(result: Any, ax: Axes | None = None, *, title: str | Non
             slot = _mark_series_explosion(ax, alphas, sv[:, i], COLORS["residual"], "α =", slot)
         ax.axhline(1.0, color=COLORS["reference"], linestyle="--", linewidth=1.0, label="identity (σ = 1)")
         _log_y(ax, sv, x=alphas)
-        ax.set_xlabel(r"branch scale $\alpha$  in  $x + \alpha f(x)$")
+        deepnorm = getattr(result, "variant", "rezero") == "deepnorm"
+        ax.set_xlabel(r"branch scale $\alpha$  in  " + (r"$\mathrm{LN}(s x + \alpha f(x))$" if deepnorm
+                                                         else r"$x + \alpha f(x)$"))
         ax.set_ylabel(r"singular values of $\partial y / \partial x$")
-        ax.set_title(title if title is not None else "Residual stack: Jacobian spectrum vs branch scale")
+        default = ("DeepNorm stack: Jacobian spectrum vs branch scale" if deepnorm
+                   else "Residual stack: Jacobian spectrum vs branch scale")
+        ax.set_title(title if title is not None else default)
         if legend:
             _legend(ax, loc="upper left", ncol=2)
     return ax
@@ -581,14 +653,21 @@ def plot_stream_norms(result: Any, ax: Axes | None = None, *, title: str | None 
     return ax
 
 
+# How the norm keys of the experiments ("none", "layer", "rms", "batch") read in a legend or a table.
+NORM_LABELS: dict[str, str] = {"none": "no norm", "layer": "LayerNorm", "rms": "RMSNorm", "batch": "BatchNorm"}
+
+
 def plot_activation_stats(result: Any, ax: Axes | None = None, *, which: str = "std",
-                          title: str | None = None, legend: bool = True, **kw: Any) -> Axes:
+                          title: str | None = None, legend: bool = True,
+                          labels: Mapping[str, str] | None = None, **kw: Any) -> Axes:
     """Spread (or mean) of each layer's activations, the forward-pass twin of the gradient profile.
 
     std_l = std(h_l) on a log y-axis (or mean_l on a linear one)
     Args:
-        result: ActivationStats (layer (L,), std: label -> (L,), mean: label -> (L,)).
+        result: ActivationStats (layer (L,), std: norm key -> (L,), mean: norm key -> (L,)).
         which: 'std' or 'mean'; ax: axes to draw on; kw: line properties.
+        labels: norm key -> legend text (default NORM_LABELS: 'none' → 'no norm', 'layer' → 'LayerNorm',
+            'rms' → 'RMSNorm'; keys not in it are shown as they are).
     """
     if which not in ("std", "mean"):
         raise ValueError(f"which must be one of 'std', 'mean'; got {which!r}")
@@ -596,7 +675,7 @@ def plot_activation_stats(result: Any, ax: Axes | None = None, *, which: str = "
     with style():
         ax = _axes(ax)
         _dress(ax)
-        series = _series(getattr(result, which))
+        series = _series(getattr(result, which), NORM_LABELS if labels is None else labels)
         slot = 0
         for label, y, color in series:
             ax.plot(layer, masked_log(y) if which == "std" else _masked(y), color=color,
@@ -697,6 +776,57 @@ def _plot_pre_post_per_layer(result: Any, ax: Axes | None, *, title: str | None,
         ax.set_title(title if title is not None else f"Weight gradient of every block, L = {depth}")
         if legend:
             _legend(ax, loc="best")
+    return ax
+
+
+def _table_cell(value: Any, digits: int) -> str:
+    if isinstance(value, str):
+        return "fails" if value.startswith("fails") else value
+    return f"{float(value):.{digits}g}"
+
+
+def plot_norm_comparison(result: Any, ax: Axes | None = None, *, title: str | None = None, digits: int = 2,
+                         labels: Mapping[str, str] | None = None) -> Axes:
+    """The norm comparison as a table: one row per test, one column per norm, changed cells tinted.
+
+    cell = max |Δ output| between two situations that should not matter ("fails": the norm refused)
+    Args:
+        result: NormComparison (rows: list of {"test": str, "batch"/"layer"/"rms": float or "fails: …" str}).
+        ax: axes to draw on (turned off; the table fills it); digits: significant digits shown.
+        labels: column key -> heading (default NORM_LABELS: 'batch' → 'BatchNorm', ...).
+    """
+    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 1:
+        raise ValueError(f"digits must be an integer >= 1; got {digits!r}")
+    rows = list(result.rows)
+    names = NORM_LABELS if labels is None else labels
+    kinds = [k for k in ("batch", "layer", "rms") if any(k in row for row in rows)]
+    kinds += [k for row in rows for k in row if k != "test" and k not in kinds]
+    text = [[_table_cell(row.get(k, ""), digits) for k in kinds] for row in rows]
+    changed = [[isinstance(row.get(k), str) or float(row.get(k, 0.0)) != 0.0 for k in kinds] for row in rows]
+    tint = {True: mpl.colors.to_rgba(COLORS["baseline"], 0.16), False: mpl.colors.to_rgba(COLORS["norm"], 0.12)}
+    with style():
+        ax = _axes(ax, (7.2, 0.5 + 0.42 * (len(rows) + 1)))
+        ax.set_facecolor(COLORS["background"])
+        ax.axis("off")
+        table = ax.table(
+            cellText=text,
+            rowLabels=[str(row["test"]) for row in rows],
+            colLabels=[names.get(k, k) for k in kinds],
+            cellColours=[[tint[c] for c in line] for line in changed],
+            cellLoc="center",
+            rowLoc="right",
+            loc="center right",
+            colWidths=[0.16] * len(kinds),
+        )
+        table.auto_set_font_size(False)
+        table.set_fontsize(9)
+        table.scale(1.0, 1.5)
+        for (r, c), cell in table.get_celld().items():
+            cell.set_edgecolor(_GRID)
+            cell.get_text().set_color(COLORS["text"])
+            if r == 0:
+                cell.get_text().set_fontweight("bold")
+        ax.set_title(title if title is not None else "Max |change of the output|  (0 = unaffected)")
     return ax
 
 

@@ -740,88 +740,47 @@ def path_length_compute(seq_len: int = 16, rho: float = 1.0, *, d: int = 16, see
 @_one_thread
 def residual_compute(depth: int = 30, residual: bool = True, alpha: float = 1.0, *, activation: str = "tanh",
                      init: str = "old", width: int = MLP_WIDTH, batch: int = MLP_BATCH, seed: int = 0) -> Any:
-    """Per-layer gradient norms of a tanh MLP, plain or with scaled skips.  h_l = h_{l−1} + α·f(h_{l−1})
+    """Per-layer gradient norms of a tanh MLP, plain or with scaled skips: experiments.mlp_gradients.
 
-    With residual=False: h_l = f(h_{l−1}) (alpha unused). Built from blocks.DeepMLP's layers (their
-    `branch` f) because no experiment varies α for an MLP; measured with probes.layer_grad_norms.
+    h_l = h_{l−1} + α·f(h_{l−1}) with skips (branch_scale = α), h_l = f(h_{l−1}) without (α unused)
     Args:
         depth: layers; residual: skips on/off; alpha: branch scale α ≥ 0; activation, init, width, batch,
         seed: as in experiments.mlp_gradients.
     """
-    import torch
-    from torch import nn
-
     from gradlib import experiments
-    from gradlib.blocks import DeepMLP
-    from gradlib.probes import layer_grad_norms
 
     alpha = float(alpha)
     if not (alpha >= 0 and math.isfinite(alpha)):
         raise ValueError(f"alpha must be a finite number >= 0; got {alpha!r}")
+    common = dict(depth=int(depth), width=width, activation=activation, init=init, batch=batch, seed=seed)
     if not residual:
         # the label names α although it plays no part: every control change must change the picture
-        return _call_accepted(experiments.mlp_gradients, depth=int(depth), width=width, activation=activation,
-                              init=init, batch=batch, seed=seed, label=f"plain (no skips; α = {alpha:g} unused)")
-
-    class ScaledSkip(nn.Module):  # h + α·f(h) around one DeepMLP layer's branch f
-        def __init__(self, layer: nn.Module) -> None:
-            super().__init__()
-            self.layer = layer
-
-        def forward(self, h: torch.Tensor) -> torch.Tensor:
-            return h + alpha * self.layer.branch(h)
-
-    mlp = DeepMLP(width, int(depth), activation=activation, init=init, seed=seed)
-    model = nn.Sequential(*(ScaledSkip(layer) for layer in mlp.layers))
-    gen = torch.Generator(device="cpu").manual_seed(seed + 1_000_003)  # the experiments' data stream
-    x = torch.randn(batch, width, generator=gen)  # (B, n)
-    grads = layer_grad_norms(model, x)
-    g = np.asarray(grads.output_grad_norms, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = float(g[0] / g[-1])
-    return _profile(f"residual, α = {alpha:g}", g, grads, ratio)
-
-
-def _profile(label: str, g: np.ndarray, grads: Any, ratio: float) -> Any:
-    try:
-        from gradlib.experiments import DepthProfile
-    except ImportError:  # pragma: no cover - experiments is part of the package
-        from types import SimpleNamespace as DepthProfile  # type: ignore[assignment]
-    return DepthProfile(label=label, layer=np.arange(1, len(g) + 1), grad_norms=g,
-                        param_norms=np.asarray(grads.param_norms, dtype=np.float64),
-                        exploded_at=grads.exploded_at, ratio=ratio)
+        return experiments.mlp_gradients(residual=False, label=f"plain (no skips; α = {alpha:g} unused)",
+                                         **common)
+    return experiments.mlp_gradients(residual=True, branch_scale=alpha, label=f"residual, α = {alpha:g}",
+                                     **common)
 
 
 @_one_thread
 def norm_compute(depth: int = 12, norm: str = "layer", position: str = "pre", *, d_model: int = STACK_WIDTH,
                  n_tokens: int = STACK_TOKENS, batch: int = STACK_BATCH, seed: int = 0) -> Any:
-    """Per-layer gradient norms of a residual Transformer stack with a norm before/after each sub-layer.
+    """Per-layer gradient norms of a residual Transformer stack: experiments.stack_gradients.
 
-    pre: x = x + f(N(x)) (and a final N); post: x = N(x + f(x)); g_l = ‖∂ℓ/∂x_l‖ (probes.layer_grad_norms)
+    pre: x = x + f(N(x)) (and a final N); post: x = N(x + f(x)); g_l = ‖∂ℓ/∂x_l‖
     Args:
         depth: blocks; norm: 'layer', 'rms' or 'none'; position: 'pre' or 'post'; d_model, n_tokens, batch,
         seed: stack size and inputs x ~ N(0, 1) of shape (batch, n_tokens, d_model).
     """
-    import torch
-
-    from gradlib.blocks import TransformerStack
-    from gradlib.probes import layer_grad_norms
+    from gradlib import experiments
 
     if norm not in ("layer", "rms", "none"):
         raise ValueError(f"norm must be one of 'layer', 'rms', 'none'; got {norm!r}")
     if position not in ("pre", "post"):
         raise ValueError(f"position must be one of 'pre', 'post'; got {position!r}")
-    model = TransformerStack(int(depth), d_model, 1, norm=norm, norm_position=position, residual=True, seed=seed)
-    gen = torch.Generator(device="cpu").manual_seed(seed + 1_000_003)
-    x = torch.randn(batch, n_tokens, d_model, generator=gen)  # (B, T, d)
-    grads = layer_grad_norms(model, x)
-    g = np.asarray(grads.output_grad_norms, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = float(g[0] / g[-1])
-    names = {"layer": "LayerNorm", "rms": "RMSNorm", "none": "no norm"}
     # without a norm the position changes nothing, but the label says so (every control changes the picture)
-    label = f"no norm ({position}: nothing to place)" if norm == "none" else f"{position}-{names[norm]}"
-    return _profile(label, g, grads, ratio)
+    label = f"no norm ({position}: nothing to place)" if norm == "none" else None
+    return experiments.stack_gradients(int(depth), norm, position, d_model=d_model, n_heads=1,
+                                       n_tokens=n_tokens, batch=batch, seed=seed, label=label)
 
 
 def _mlp_key(values: Mapping[str, Any]) -> tuple:

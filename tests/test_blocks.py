@@ -128,6 +128,29 @@ def test_residual_mlp_layer_jacobian_is_identity_plus_branch_jacobian():
     torch.testing.assert_close(jac_branch, expected_branch, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 2.5])
+def test_scaled_residual_mlp_layer_jacobian_is_identity_plus_alpha_times_branch_jacobian(alpha):
+    width = 6
+    layer = MLPLayer(width, activation="tanh", residual=True, branch_scale=alpha, seed=2, dtype=F64)
+    x = _randn(1, width, seed=3)
+    expected = torch.eye(width, dtype=F64) + alpha * _jacobian_matrix(layer.branch, x)
+    torch.testing.assert_close(_jacobian_matrix(layer, x), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_mlp_branch_scale_one_is_bit_identical_to_the_plain_skip_and_zero_is_the_identity():
+    x = _randn(4, 8, seed=1, dtype=torch.float32)
+    default = MLPLayer(8, residual=True, seed=5)
+    assert torch.equal(default(x), x + default.branch(x))  # the default α = 1 changes no bit
+    assert torch.equal(MLPLayer(8, residual=True, branch_scale=0.0, seed=5)(x), x)
+    unscaled = DeepMLP(8, 5, residual=True, seed=3)
+    scaled = DeepMLP(8, 5, residual=True, branch_scale=0.5, seed=3)
+    assert [layer.branch_scale for layer in scaled.layers] == [0.5] * 5
+    h = x
+    for layer in unscaled.layers:  # the same weights: α does not change the init draws
+        h = h + 0.5 * layer.branch(h)
+    torch.testing.assert_close(scaled(x), h, rtol=0, atol=0)
+
+
 def test_plain_mlp_layer_jacobian_has_no_identity_term():
     layer = MLPLayer(5, activation="tanh", residual=False, seed=1, dtype=F64)
     x = _randn(1, 5, seed=0)
@@ -367,6 +390,10 @@ def test_exploding_deep_mlp_returns_non_finite_without_raising(activation):
         ({"weight_scale": -1.0}, "weight_scale"),
         ({"weight_scale": float("inf")}, "weight_scale"),
         ({"residual": "yes"}, "residual"),
+        ({"residual": True, "branch_scale": -0.1}, "branch_scale"),
+        ({"residual": True, "branch_scale": float("nan")}, "branch_scale"),
+        ({"residual": True, "branch_scale": "1"}, "branch_scale"),
+        ({"residual": False, "branch_scale": 0.5}, "branch_scale"),
         ({"dtype": torch.int64}, "dtype"),
         ({"seed": "0"}, "seed"),
     ],
@@ -433,6 +460,13 @@ def test_torch_encoder_stack_bad_arguments_raise_value_error_naming_them(args, k
 def test_attention_stack_bad_depth_raises_value_error():
     with pytest.raises(ValueError, match="n_layers"):
         attention_stack(0, 8)
+
+
+def test_mlp_layer_rejects_a_branch_scale_without_a_skip():
+    with pytest.raises(ValueError, match="branch_scale must be 1.0 when residual=False"):
+        MLPLayer(4, branch_scale=0.0)
+    with pytest.raises(ValueError, match=r"branch_scale must be a finite number >= 0"):
+        MLPLayer(4, residual=True, branch_scale=float("inf"))
 
 
 def test_deep_mlp_forward_rejects_wrong_width():

@@ -60,6 +60,49 @@ def test_large_weight_scale_explodes_toward_the_input():
     assert profile.ratio > 100.0  # ≈ 2^9 = 512
 
 
+def _projection(shape: tuple[int, ...]) -> torch.Tensor:
+    """probes' default loss direction r ~ N(0, 1) (seed 0, float64): the loss is ⟨y, r⟩."""
+    return torch.randn(shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+
+def _inputs(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """The experiments' inputs: N(0, 1) from the data stream seed + 1_000_003, float64."""
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed + 1_000_003), dtype=torch.float64)
+
+
+def _autograd_hidden_grads(layers, x: torch.Tensor, final=lambda h: h) -> np.ndarray:
+    """‖∂⟨y, r⟩/∂h_l‖ for every layer output h_l, by autograd on the outputs themselves (no hooks)."""
+    outputs, h = [], x
+    for layer in layers:
+        h = layer(h)
+        outputs.append(h)
+    y = final(h)
+    grads = torch.autograd.grad((y * _projection(tuple(y.shape))).sum(), outputs)
+    return np.array([g.norm().item() for g in grads])
+
+
+@pytest.mark.parametrize("alpha", [0.25, 1.0, 2.0])
+def test_scaled_residual_mlp_profile_matches_autograd_on_h_plus_alpha_f(alpha):
+    from gradlib.blocks import DeepMLP
+
+    profile = E.mlp_gradients(depth=6, width=16, batch=4, residual=True, branch_scale=alpha, seed=1,
+                              dtype=torch.float64)
+    plain_skips = DeepMLP(16, 6, init="old", residual=True, seed=1, dtype=torch.float64)  # same weights, α = 1
+    steps = [lambda h, f=layer.branch: h + alpha * f(h) for layer in plain_skips.layers]
+    expected = _autograd_hidden_grads(steps, _inputs((4, 16), seed=1))
+    np.testing.assert_allclose(profile.grad_norms, expected, rtol=1e-12)
+    # the default α = 1 keeps the label it always had
+    scaled = "" if alpha == 1.0 else f", α = {alpha:g}"
+    assert profile.label == "tanh, old init, residual" + scaled
+
+
+def test_branch_scale_zero_makes_every_layer_the_identity_so_the_gradient_is_the_same_everywhere():
+    profile = E.mlp_gradients(depth=8, width=16, batch=4, residual=True, branch_scale=0.0, seed=0)
+    expected = _projection((4, 16)).float().norm().item()  # ∂⟨x, r⟩/∂x = r at every layer
+    np.testing.assert_allclose(profile.grad_norms, expected, rtol=1e-6)
+    assert profile.ratio == pytest.approx(1.0)
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_linear_rnn_gradient_equals_rho_to_the_distance(seed):
     result = E.rnn_gradients(radii=(0.9, 1.0, 1.1), T=50, activation="identity", seed=seed)
@@ -95,6 +138,24 @@ def test_pure_attention_collapses_to_rank_one_and_skips_prevent_it(seed):
     # Measured with skips at depth 12: 0.16, 0.22, 0.05 (seeds 0-2) — slowly shrinking, not collapsed.
     assert skip[-1] > 1e-2
     assert skip[-1] > 1e10 * pure[-1]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_depth_scaled_branches_keep_a_deep_attention_stack_far_from_rank_one(seed):
+    # Noci et al. 2022: x_l + attn(x_l)/√L. Measured at depth 48: unscaled skips collapse too (3e-7 to 9e-6),
+    # branches scaled by 1/√L stay at 0.89-0.94.
+    result = E.rank_collapse_depth(depth=48, seed=seed,
+                                   variants=("with skip connections", "residual, branch 1/√L"))
+    assert list(result.curves) == ["with skip connections", "residual, branch 1/√L"]
+    scaled, unscaled = result.curves["residual, branch 1/√L"], result.curves["with skip connections"]
+    assert scaled[0] == unscaled[0]  # the same input
+    assert scaled[-1] > 0.5
+    assert scaled[-1] > 1e3 * unscaled[-1]
+
+
+def test_rank_collapse_default_variants_are_pure_attention_and_plain_skips():
+    result = E.rank_collapse_depth(depth=2, n_tokens=4, d=8)
+    assert list(result.curves) == ["attention only", "with skip connections"]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -155,6 +216,29 @@ def test_rezero_alpha_zero_makes_every_singular_value_one(seed):
     assert result.singular_values[1, 0] > 1.0 + 1e-3
 
 
+@pytest.mark.parametrize("seed", SEEDS)
+def test_deepnorm_at_alpha_zero_computes_layernorm_whose_singular_values_are_one_over_token_std(seed):
+    # α = 0: every sub-layer is LN(s·x), so the stack is LN(x) (γ = 1, β = 0) and its Jacobian is, per token t,
+    # (I − 11ᵀ/d − ŷŷᵀ/d)/σ_t: d − 2 singular values 1/σ_t each. The top k (≤ d − 2) all equal max_t 1/σ_t.
+    result = E.residual_scale_spectrum(alphas=(0.0,), n_layers=4, d_model=16, n_tokens=6, k=4, seed=seed,
+                                       variant="deepnorm")
+    x = _inputs((1, 6, 16), seed)
+    top = (1.0 / x.std(dim=-1, unbiased=False)).max().item()
+    np.testing.assert_allclose(result.singular_values[0], top, rtol=1e-4)  # ε = 1e-5 inside the LNs
+    assert result.variant == "deepnorm"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_deepnorm_keeps_the_jacobian_near_its_alpha_zero_value_where_a_plain_residual_grows(seed):
+    # DeepNorm's up-weighted skip s = (2N)^(1/4) and β-shrunk branches bound what each block adds.
+    # Measured at N = 6: σ_max(α=1)/σ_max(α=0) = 1.16-1.27 for DeepNorm, 4.0-5.0 for x + f(x).
+    deep = E.residual_scale_spectrum(alphas=(0.0, 1.0), n_layers=6, k=2, seed=seed, variant="deepnorm")
+    plain = E.residual_scale_spectrum(alphas=(0.0, 1.0), n_layers=6, k=2, seed=seed)
+    assert deep.singular_values[1, 0] / deep.singular_values[0, 0] < 1.5
+    assert plain.singular_values[1, 0] > 2.0 * plain.singular_values[0, 0]
+    assert plain.variant == "rezero"
+
+
 def test_exact_and_power_iteration_spectra_agree():
     kwargs = dict(alphas=(0.5,), n_layers=2, d_model=8, n_tokens=4, k=2, seed=0)
     exact = E.residual_scale_spectrum(method="exact", **kwargs)
@@ -171,6 +255,51 @@ def test_residual_stream_grows_without_norm_and_stays_flat_with_post_ln(seed):
     assert pre[-1] > pre[0]  # Pre-LN's stream still grows (Xiong et al.: E‖x_l‖² linear in l)
     np.testing.assert_allclose(post[1:], math.sqrt(32), rtol=1e-3)  # LN output: ‖x‖ = √d (γ = 1, β = 0)
     np.testing.assert_allclose(result.curves["DeepNorm"][1:], math.sqrt(32), rtol=1e-3)
+
+
+def test_stack_gradients_match_autograd_on_the_block_outputs():
+    from gradlib.blocks import TransformerStack
+
+    profile = E.stack_gradients(depth=4, d_model=16, n_heads=2, n_tokens=5, batch=2, seed=3, dtype=torch.float64)
+    stack = TransformerStack(4, 16, 2, norm="layer", norm_position="pre", seed=3, dtype=torch.float64)
+    expected = _autograd_hidden_grads(stack.layers, _inputs((2, 5, 16), seed=3), final=stack.final_norm)
+    np.testing.assert_allclose(profile.grad_norms, expected, rtol=1e-12)
+    assert profile.label == "pre-LayerNorm"
+    np.testing.assert_array_equal(profile.layer, np.arange(1, 5))
+
+
+def test_post_ln_gradient_at_the_last_block_is_the_loss_direction_itself():
+    # No final norm after a Post-LN stack: y = x_L, so ∂⟨y, r⟩/∂x_L = r whatever the weights.
+    for seed in SEEDS:
+        profile = E.stack_gradients(norm_position="post", seed=seed)
+        assert profile.grad_norms[-1] == pytest.approx(_projection((2, 8, 32)).norm().item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_pre_ln_gradient_grows_toward_the_input_while_post_ln_shrinks(seed):
+    # Pre-LN: ∂x_L/∂x_l = I + …, the identity path adds up, first/last > 1 (measured 1.5-2.0 at depth 24).
+    # Post-LN: every LN divides by the std of x + f(x) > 1 (measured first/last 0.53-0.80 at depth 24).
+    pre = E.stack_gradients(depth=24, norm_position="pre", seed=seed)
+    post = E.stack_gradients(depth=24, norm_position="post", seed=seed)
+    assert pre.ratio > 1.2
+    assert post.ratio < 0.9
+    assert pre.ratio > 1.5 * post.ratio
+    assert pre.exploded_at is None and post.exploded_at is None
+
+
+def test_stack_without_a_norm_is_the_same_network_in_either_position():
+    pre = E.stack_gradients(depth=3, norm="none", norm_position="pre", seed=0)
+    post = E.stack_gradients(depth=3, norm="none", norm_position="post", seed=0)
+    np.testing.assert_array_equal(pre.grad_norms, post.grad_norms)
+    assert pre.label == post.label == "no norm"
+
+
+def test_stack_gradients_labels_name_the_norm_and_its_place():
+    labels = [E.stack_gradients(depth=2, norm=n, norm_position=p, seed=0).label
+              for n, p in (("rms", "post"), ("layer", "post"))]
+    assert labels == ["post-RMSNorm", "post-LayerNorm"]
+    assert E.stack_gradients(depth=2, norm_position="post", init="deepnorm").label == "DeepNorm"
+    assert E.stack_gradients(depth=2, label="mine").label == "mine"
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -191,6 +320,20 @@ def test_batchnorm_depends_on_the_batch_while_layernorm_and_rmsnorm_do_not(seed)
     assert padding["batch"] > 1e-2 and mode["batch"] > 1e-2
     for row in (one, padding, mode):
         assert row["layer"] == 0.0 and row["rms"] == 0.0  # exactly equal, not just close
+
+
+def test_norm_comparison_to_markdown_has_one_line_per_test_and_shows_failures():
+    comparison = E.norm_comparison(seed=0)
+    lines = comparison.to_markdown().splitlines()
+    assert lines[0] == "| max abs change of the output | BatchNorm | LayerNorm | RMSNorm |"
+    assert len(lines) == 2 + len(comparison.rows)
+    one = lines[2].split("|")
+    assert one[1].strip() == "batch of one token (training)" and one[2].strip() == "fails"
+    assert [c.strip() for c in one[3:5]] == ["0", "0"]
+    pad = comparison.rows[1]["batch"]
+    assert f"| {pad:.3g} |" in comparison.to_markdown(digits=3)
+    with pytest.raises(ValueError, match="digits"):
+        comparison.to_markdown(digits=0)
 
 
 @pytest.mark.parametrize("implementation", ["gradlib", "torch"])
@@ -225,6 +368,11 @@ def test_mean_square_loss_after_layernorm_has_no_gradient_but_a_projection_does(
     "call",
     [
         lambda: E.mlp_gradients(depth=3, width=16, seed=5),
+        lambda: E.mlp_gradients(depth=3, width=16, residual=True, branch_scale=0.3, seed=5),
+        lambda: E.stack_gradients(depth=3, d_model=16, seed=5),
+        lambda: E.residual_scale_spectrum(alphas=(0.5,), n_layers=2, d_model=8, n_tokens=3, seed=5,
+                                          variant="deepnorm"),
+        lambda: E.rank_collapse_depth(depth=3, n_tokens=4, d=8, seed=5, variants=("residual, branch 1/√L",)),
         lambda: E.path_lengths(seq_len=8, d=8, n_sequences=1, seed=5),
         lambda: E.qk_gradients(depths=(2,), seed=5),
         lambda: E.softmax_saturation(d_ks=(16,), n_rows=16, seed=5),
@@ -268,6 +416,21 @@ def test_experiments_leave_the_global_rng_untouched():
         (lambda: E.mlp_gradients(dtype=torch.int64), "dtype"),
         (lambda: E.mlp_gradients(seed=-1), "seed"),
         (lambda: E.mlp_gradients(device="nowhere"), "device"),
+        (lambda: E.mlp_gradients(residual=True, branch_scale=-0.5), "branch_scale"),
+        (lambda: E.mlp_gradients(residual=True, branch_scale=float("inf")), "branch_scale"),
+        (lambda: E.mlp_gradients(residual=False, branch_scale=0.5), "branch_scale"),
+        (lambda: E.stack_gradients(norm="batch"), "norm"),
+        (lambda: E.stack_gradients(norm_position="middle"), "norm_position"),
+        (lambda: E.stack_gradients(init="orthogonal"), "init"),
+        (lambda: E.stack_gradients(init="deepnorm", norm_position="pre"), "norm_position"),
+        (lambda: E.stack_gradients(d_model=30, n_heads=4), "n_heads"),
+        (lambda: E.stack_gradients(depth=0), "depth"),
+        (lambda: E.stack_gradients(final_norm="yes"), "final_norm"),
+        (lambda: E.stack_gradients(label=3), "label"),
+        (lambda: E.rank_collapse_depth(variants=("nothing",)), "variants"),
+        (lambda: E.rank_collapse_depth(variants=("attention only", "attention only")), "variants"),
+        (lambda: E.residual_scale_spectrum(variant="admin"), "variant"),
+        (lambda: E.residual_scale_spectrum(variant="deepnorm", norm="none"), "norm"),
         (lambda: E.rnn_gradients(radii=()), "radii"),
         (lambda: E.rnn_gradients(activation="relu"), "activation"),
         (lambda: E.path_lengths(rho=0.0), "rho"),

@@ -262,6 +262,127 @@ def test_unknown_which_raises_value_error_naming_the_choices():
         gp.plot_activation_stats(activation_stats(), ax=_axes(), which="var")
 
 
+# ------------------------------------------------------------------------------------------ labels and ticks
+def _legend_texts(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+@pytest.mark.parametrize("layer, expected", [("last", "(last layer)"), ("first", "(first layer)"),
+                                             ("3", "(layer 3)"), (3, "(layer 3)")])
+def test_qk_gradients_y_label_names_the_layer_the_ratio_was_measured_at(layer, expected):
+    result = qk_gradients()
+    result.layer = layer
+    ax = gp.plot_qk_gradients(result, ax=_axes())
+    assert ax.get_ylabel().endswith(expected)
+    assert ax.get_ylabel().count("layer") == 1
+
+
+def test_qk_gradients_without_a_layer_field_claims_no_layer():
+    ax = gp.plot_qk_gradients(qk_gradients(), ax=_axes())  # the fake has no `layer`
+    assert "layer" not in ax.get_ylabel()
+
+
+def test_softmax_saturation_legend_reads_scaled_and_unscaled_not_the_raw_keys():
+    ax = gp.plot_softmax_saturation(softmax_saturation(), ax=_axes())
+    assert _legend_texts(ax) == [r"scaled by $1/\sqrt{d_k}$", "unscaled"]
+    colors = {line.get_label(): line.get_color() for line in ax.lines}
+    assert colors["unscaled"] == gp.COLORS["baseline"]
+    assert colors[r"scaled by $1/\sqrt{d_k}$"] == gp.COLORS["attention"]
+    result = softmax_saturation()
+    result.saturated_fraction["tau=2"] = np.full(4, 0.1)
+    ax = gp.plot_softmax_saturation(result, ax=_axes(), labels={"none": "no scaling"})
+    assert _legend_texts(ax) == [r"scaled by $1/\sqrt{d_k}$", "no scaling", r"temperature $\tau$ = 2"]
+
+
+def test_softmax_jacobian_y_label_is_short():
+    ax = gp.plot_softmax_saturation(softmax_saturation(), ax=_axes(), which="jacobian_norm")
+    assert "Jacobian" in ax.get_ylabel() and len(ax.get_ylabel()) <= 30
+
+
+def test_activation_stats_legend_shows_the_norms_display_names():
+    result = activation_stats()
+    result.std["rms"] = np.ones(7)
+    ax = gp.plot_activation_stats(result, ax=_axes())
+    assert _legend_texts(ax) == ["no norm", "LayerNorm", "RMSNorm"]
+    ax = gp.plot_activation_stats(result, ax=_axes(), which="std", labels={"none": "plain"})
+    assert _legend_texts(ax) == ["plain", "layer", "rms"]  # a mapping of one's own: the rest as they are
+
+
+def _visible_tick_labels(ax) -> list[str]:
+    ax.figure.canvas.draw()
+    lo, hi = sorted(ax.get_ylim())
+    out = []
+    for minor in (False, True):
+        locs, labels = ax.yaxis.get_ticklocs(minor=minor), ax.yaxis.get_ticklabels(minor=minor)
+        out += [t.get_text() for loc, t in zip(locs, labels) if t.get_text() and lo <= loc <= hi]
+    return out
+
+
+def test_narrow_log_axis_is_labelled_with_plain_numbers_not_powers_of_ten():
+    ax = gp.plot_residual_scale(residual_scale(), ax=_axes())  # σ from 1 to 20
+    labels = _visible_tick_labels(ax)
+    assert {"1", "10"} <= set(labels), labels
+    assert all(float(t) > 0 for t in labels)  # every label parses as a plain number: no 10ⁿ, no 3×10⁰
+    narrow = residual_scale()
+    narrow.singular_values = np.array([[1, 1, 1], [1.5, 1.2, 1.1], [2, 1.6, 1.5], [3.4, 2.5, 2.0]])
+    labels = _visible_tick_labels(gp.plot_residual_scale(narrow, ax=_axes()))  # under one decade: minor labels
+    assert {"2", "3"} <= set(labels), labels
+    assert all(float(t) > 0 for t in labels)
+
+
+def test_wide_log_axis_keeps_powers_of_ten():
+    profiles = depth_profiles()
+    profiles[0].grad_norms = np.geomspace(1e-12, 1.0, 8)
+    ax = gp.plot_depth_profiles(profiles, ax=_axes())
+    labels = _visible_tick_labels(ax)
+    assert labels and all("10^" in t for t in labels), labels
+
+
+def test_plain_log_formatter_switches_on_the_view_interval():
+    fig = Figure()
+    ax = fig.add_subplot()
+    ax.set_yscale("log")
+    formatter = gp.PlainLogFormatter()
+    ax.yaxis.set_major_formatter(formatter)
+    ax.set_ylim(0.5, 30)
+    assert formatter(3.0) == "3" and formatter(0.5) == "0.5"
+    ax.set_ylim(1e-6, 30)
+    assert "10^" in formatter(1e-6)
+
+
+def test_residual_scale_labels_the_deepnorm_variant():
+    result = residual_scale()
+    result.variant = "deepnorm"
+    ax = gp.plot_residual_scale(result, ax=_axes())
+    assert "LN" in ax.get_xlabel() and ax.get_title().startswith("DeepNorm")
+    assert "LN" not in gp.plot_residual_scale(residual_scale(), ax=_axes()).get_xlabel()
+
+
+def norm_comparison():
+    return NS(rows=[
+        {"test": "batch of one token (training)", "batch": "fails: Expected more than 1 value", "layer": 0.0,
+         "rms": 0.0},
+        {"test": "padding", "batch": 0.61234, "layer": 0.0, "rms": 1e-7},
+    ])
+
+
+def test_norm_comparison_is_drawn_as_a_table_of_the_rows_with_display_names():
+    ax = _axes()
+    assert gp.plot_norm_comparison(norm_comparison(), ax=ax) is ax
+    (table,) = ax.tables
+    cells = table.get_celld()
+    assert [cells[0, c].get_text().get_text() for c in range(3)] == ["BatchNorm", "LayerNorm", "RMSNorm"]
+    assert [cells[1, c].get_text().get_text() for c in range(-1, 3)] == [
+        "batch of one token (training)", "fails", "0", "0"]
+    assert [cells[2, c].get_text().get_text() for c in range(3)] == ["0.61", "0", "1e-07"]
+    # what changed is tinted apart from what did not
+    assert cells[1, 0].get_facecolor() == cells[2, 2].get_facecolor() != cells[1, 1].get_facecolor()
+    assert not ax.axison
+    ax.figure.canvas.draw()
+    with pytest.raises(ValueError, match="digits"):
+        gp.plot_norm_comparison(norm_comparison(), ax=_axes(), digits=0)
+
+
 def test_role_colours_follow_the_course_roles_and_the_troubled_network_wins():
     c = gp.COLORS
     assert gp.role_color("RNN (relay of calls)") == c["baseline"]
@@ -351,12 +472,15 @@ def test_plots_draw_the_real_experiments_small_results():
         "plot_pre_post": ex.pre_post_ln(depths=(1, 2), d_model=8, n_heads=2, d_ff=16, seeds=(0,), batch=1,
                                         seq_len=4),
     }
+    results["plot_norm_comparison"] = ex.norm_comparison(d=4)
     for name, result in results.items():
         ax = _axes()
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             assert getattr(gp, name)(result, ax=ax) is ax
             ax.figure.canvas.draw()
+    ax = gp.plot_qk_gradients(results["plot_qk_gradients"], ax=_axes())
+    assert ax.get_ylabel().endswith("(last layer)")  # qk_gradients measures the last layer by default
 
 
 def test_a_really_exploding_mlp_is_drawn_with_an_x_at_its_exploded_layer():

@@ -348,3 +348,32 @@ def test_explorer_shows_a_compute_error_under_the_figure_instead_of_losing_it():
     explorer.widgets["activation"].value = "sigmoid"
     assert "ValueError: activation &#x27;sigmoid&#x27; is not ready" in explorer.caption.value
     assert bytes(explorer.image.value) == png  # the last good picture stays
+
+
+def test_residual_and_norm_explorers_show_exactly_what_the_experiments_compute():
+    from gradlib import experiments as E
+
+    mlp = dict(depth=6, width=gw.MLP_WIDTH, batch=gw.MLP_BATCH, activation="tanh", init="old", seed=0)
+    scaled = gw.residual_compute(depth=6, residual=True, alpha=0.5)
+    np.testing.assert_array_equal(
+        scaled.grad_norms, E.mlp_gradients(residual=True, branch_scale=0.5, **mlp).grad_norms)
+    assert scaled.label == "residual, α = 0.5"
+    plain = gw.residual_compute(depth=6, residual=False, alpha=0.5)
+    np.testing.assert_array_equal(plain.grad_norms, E.mlp_gradients(residual=False, **mlp).grad_norms)
+    assert plain.label == "plain (no skips; α = 0.5 unused)"  # α changes the picture only through its label
+
+    stack = dict(d_model=gw.STACK_WIDTH, n_tokens=gw.STACK_TOKENS, batch=gw.STACK_BATCH, seed=0)
+    post = gw.norm_compute(depth=3, norm="rms", position="post")
+    np.testing.assert_array_equal(post.grad_norms, E.stack_gradients(3, "rms", "post", **stack).grad_norms)
+    assert post.label == "post-RMSNorm"
+    assert gw.norm_compute(depth=3, norm="none", position="post").label == "no norm (post: nothing to place)"
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: gw.residual_compute(alpha=-1.0), "alpha"),
+    (lambda: gw.norm_compute(norm="batch"), "norm"),
+    (lambda: gw.norm_compute(position="middle"), "position"),
+])
+def test_explorer_computes_reject_bad_controls_naming_them(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
