@@ -11,6 +11,7 @@ One module per idea, each importable on its own:
 - ``experiments`` seeded sweeps that return small dataclasses of numpy arrays
 - ``plotting``    draws those results (one visual language for the whole course)
 - ``widgets``     ipywidgets explorers and their kernel-free static twins (ipywidgets imported lazily)
+- ``checks``      argument checks shared by the modules: a bad argument raises ValueError naming it
 
 The names most chapters use are re-exported here; everything else lives in its module.
 """

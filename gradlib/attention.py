@@ -36,6 +36,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
+from gradlib import checks
+
 Scale = Union[str, float]  # "sqrt_dk" (s = 1/√d_k), "none" (s = 1), or a temperature τ > 0 (s = 1/τ)
 SCALE_NAMES = ("sqrt_dk", "none")
 
@@ -69,20 +71,6 @@ def _check_scale(scale: Scale) -> None:
         raise ValueError(f"scale (a temperature τ, s = 1/τ) must be a finite number > 0; got {scale!r}")
 
 
-def _check_positive_int(value: object, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) <= 0:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-
-
-def _check_tensor(value: object, name: str, min_dim: int = 2) -> None:
-    if not isinstance(value, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor; got {type(value).__name__}")
-    if value.dim() < min_dim:
-        raise ValueError(f"{name} must have at least {min_dim} dimensions; got shape {tuple(value.shape)}")
-    if not value.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor; got dtype {value.dtype}")
-
-
 def _check_mask(mask: object, scores_shape: torch.Size) -> None:
     if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
         got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
@@ -110,7 +98,7 @@ def score_scale(d_k: int, scale: Scale = "sqrt_dk") -> float:
         d_k: key/query dimension (per head).
         scale: "sqrt_dk", "none", or a positive float temperature τ.
     """
-    _check_positive_int(d_k, "d_k")
+    checks.positive_int(d_k, "d_k")
     _check_scale(scale)
     if scale == "sqrt_dk":
         return 1.0 / math.sqrt(int(d_k))
@@ -149,9 +137,9 @@ def attention(
         mask: optional bool tensor broadcastable to (..., T, S); True = may attend (the convention of
             F.scaled_dot_product_attention's bool attn_mask). A row with no True raises ValueError.
     """
-    _check_tensor(q, "q")
-    _check_tensor(k, "k")
-    _check_tensor(v, "v")
+    checks.tensor(q, "q", min_dim=2, floating=True)
+    checks.tensor(k, "k", min_dim=2, floating=True)
+    checks.tensor(v, "v", min_dim=2, floating=True)
     _check_scale(scale)
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"q and k must share the last dimension d_k; got q {tuple(q.shape)}, k {tuple(k.shape)}")
@@ -196,9 +184,9 @@ def self_attention(
         w_v: (d_model, d_v) projection.
         scale, mask: as in :func:`attention`.
     """
-    _check_tensor(x, "x")
+    checks.tensor(x, "x", min_dim=2, floating=True)
     for name, w in (("w_q", w_q), ("w_k", w_k), ("w_v", w_v)):
-        _check_tensor(w, name)
+        checks.tensor(w, name, min_dim=2, floating=True)
         if w.dim() != 2 or w.shape[0] != x.shape[-1]:
             raise ValueError(
                 f"{name} must have shape (d_model, d) with d_model = x.shape[-1] = {x.shape[-1]}; "
@@ -222,7 +210,7 @@ def softmax_jacobian(p: Tensor) -> Tensor:
     Returns:
         (..., S, S)
     """
-    _check_tensor(p, "p", min_dim=1)
+    checks.tensor(p, "p", min_dim=1, floating=True)
     return torch.diag_embed(p) - p.unsqueeze(-1) * p.unsqueeze(-2)  # (..., S, S)
 
 
@@ -239,14 +227,14 @@ def scores_jacobian(q: Union[Tensor, int], k: Tensor, scale: Scale = "sqrt_dk") 
         (T, S, T, d_k), laid out like torch.autograd.functional.jacobian(lambda q: s*q@k.T, q).
     """
     if isinstance(q, Tensor):
-        _check_tensor(q, "q")
+        checks.tensor(q, "q", min_dim=2, floating=True)
         if q.dim() != 2:
             raise ValueError(f"q must be unbatched, shape (T, d_k); got {tuple(q.shape)}")
         n_queries = q.shape[0]
     else:
-        _check_positive_int(q, "q (the number of query rows T)")
+        checks.positive_int(q, "q (the number of query rows T)")
         n_queries = int(q)
-    _check_tensor(k, "k")
+    checks.tensor(k, "k", min_dim=2, floating=True)
     if k.dim() != 2:
         raise ValueError(f"k must be unbatched, shape (S, d_k); got {tuple(k.shape)}")
     if isinstance(q, Tensor) and q.shape[1] != k.shape[1]:
@@ -315,15 +303,11 @@ class SelfAttention(nn.Module):
         device: Optional[Union[str, torch.device]] = None,
         dtype: Optional[torch.dtype] = None,
     ) -> None:
-        _check_positive_int(d_model, "d_model")
-        _check_positive_int(n_heads, "n_heads")
-        if d_model % n_heads != 0:
-            raise ValueError(f"n_heads must divide d_model; got d_model={d_model}, n_heads={n_heads}")
+        checks.heads(d_model, n_heads)
         _check_scale(scale)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-            raise ValueError(f"seed must be an int or None; got {seed!r}")
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
+        if seed is not None:
+            checks.seed(seed)
+        checks.generator(generator)
         super().__init__()
         self.d_model = int(d_model)
         self.n_heads = int(n_heads)
@@ -366,7 +350,7 @@ class SelfAttention(nn.Module):
             mask: bool, True = may attend: (T, T), (B, T, T) or (B, n_heads, T, T).
             return_weights: also return the attention weights P, (B, n_heads, T, T).
         """
-        _check_tensor(x, "x")
+        checks.tensor(x, "x", min_dim=2, floating=True)
         if x.shape[-1] != self.d_model:
             raise ValueError(f"x must have last dimension d_model={self.d_model}; got shape {tuple(x.shape)}")
         if mask is not None and isinstance(mask, Tensor) and mask.dim() == 3:

@@ -21,13 +21,13 @@ implementation to check :class:`TransformerStack` against.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any, Optional, Union
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
+from gradlib import checks
 from gradlib.attention import Scale, SelfAttention, score_scale
 from gradlib.norms import NORM_KINDS, make_norm
 
@@ -66,58 +66,30 @@ _BLOCK_KWARGS = (
 
 
 # ----------------------------------------------------------------------------------------------- validation
-def _check_choice(value: object, name: str, allowed: tuple[str, ...]) -> None:
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(repr(a) for a in allowed)}; got {value!r}")
+def _check_mlp_args(
+    width: object, activation: object, init: object, weight_scale: object, residual: object,
+    branch_scale: object, norm: object, bias: object, seed: object, dtype: object,
+) -> None:
+    """The arguments MLPLayer and DeepMLP share.
 
-
-def _check_positive_int(value: object, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
-        raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
-
-
-def _check_finite(value: object, name: str, *, positive: bool = False, nonnegative: bool = False) -> None:
-    bad = isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
-    if bad or (positive and value <= 0) or (nonnegative and value < 0):
-        bound = " > 0" if positive else " >= 0" if nonnegative else ""
-        raise ValueError(f"{name} must be a finite number{bound}; got {value!r}")
-
-
-def _check_branch_scale(branch_scale: object, residual: object) -> None:
-    """α ≥ 0, finite; α ≠ 1 only with the skip (it scales the residual branch of x + α·f(x))."""
-    _check_finite(branch_scale, "branch_scale", nonnegative=True)
+    branch_scale: α ≥ 0, finite; α ≠ 1 only with the skip (it scales the residual branch of x + α·f(x)).
+    """
+    checks.positive_int(width, "width")
+    checks.choice(activation, "activation", ACTIVATIONS)
+    checks.choice(init, "init", INITS)
+    if weight_scale is not None:
+        checks.finite(weight_scale, "weight_scale", positive=True)
+    checks.boolean(residual, "residual")
+    checks.finite(branch_scale, "branch_scale", nonnegative=True)
     if residual is False and branch_scale != 1.0:
         raise ValueError(
             f"branch_scale must be 1.0 when residual=False (it scales the branch of x + α·f(x)); "
             f"got {branch_scale!r}"
         )
-
-
-def _check_bool(value: object, name: str) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False; got {value!r}")
-
-
-def _check_seed(seed: object) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"seed must be an int; got {seed!r}")
-
-
-def _check_dtype(dtype: object) -> None:
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating-point torch.dtype (e.g. torch.float64); got {dtype!r}")
-
-
-def _check_heads(d_model: object, n_heads: object) -> None:
-    _check_positive_int(d_model, "d_model")
-    _check_positive_int(n_heads, "n_heads")
-    if d_model % n_heads != 0:
-        raise ValueError(f"d_model must be divisible by n_heads; got d_model={d_model}, n_heads={n_heads}")
-
-
-def _check_generator(generator: object) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
+    checks.choice(norm, "norm", NORM_KINDS)
+    checks.boolean(bias, "bias")
+    checks.seed(seed)
+    checks.floating_dtype(dtype)
 
 
 # ---------------------------------------------------------------------------------------------- init draws
@@ -192,18 +164,8 @@ class MLPLayer(nn.Module):
         dtype: torch.dtype = torch.float32,
         device: Device = "cpu",
     ) -> None:
-        _check_positive_int(width, "width")
-        _check_choice(activation, "activation", ACTIVATIONS)
-        _check_choice(init, "init", INITS)
-        if weight_scale is not None:
-            _check_finite(weight_scale, "weight_scale", positive=True)
-        _check_bool(residual, "residual")
-        _check_branch_scale(branch_scale, residual)
-        _check_choice(norm, "norm", NORM_KINDS)
-        _check_bool(bias, "bias")
-        _check_seed(seed)
-        _check_generator(generator)
-        _check_dtype(dtype)
+        _check_mlp_args(width, activation, init, weight_scale, residual, branch_scale, norm, bias, seed, dtype)
+        checks.generator(generator)
         super().__init__()
         self.width = int(width)
         self.residual = residual
@@ -270,18 +232,8 @@ class DeepMLP(nn.Module):
         dtype: torch.dtype = torch.float32,
         device: Device = "cpu",
     ) -> None:
-        _check_positive_int(width, "width")
-        _check_positive_int(depth, "depth")
-        _check_choice(activation, "activation", ACTIVATIONS)
-        _check_choice(init, "init", INITS)
-        if weight_scale is not None:
-            _check_finite(weight_scale, "weight_scale", positive=True)
-        _check_bool(residual, "residual")
-        _check_branch_scale(branch_scale, residual)
-        _check_choice(norm, "norm", NORM_KINDS)
-        _check_bool(bias, "bias")
-        _check_seed(seed)
-        _check_dtype(dtype)
+        _check_mlp_args(width, activation, init, weight_scale, residual, branch_scale, norm, bias, seed, dtype)
+        checks.positive_int(depth, "depth")
         super().__init__()
         self.width = int(width)
         self.depth = int(depth)
@@ -361,19 +313,19 @@ class TransformerBlock(nn.Module):
         dtype: torch.dtype = torch.float32,
         device: Device = "cpu",
     ) -> None:
-        _check_heads(d_model, n_heads)
+        checks.heads(d_model, n_heads)
         if d_ff is not None:
-            _check_positive_int(d_ff, "d_ff")
-        _check_choice(norm, "norm", NORM_KINDS)
-        _check_choice(norm_position, "norm_position", NORM_POSITIONS)
-        _check_bool(residual, "residual")
-        _check_finite(branch_scale, "branch_scale")
-        _check_finite(skip_scale, "skip_scale")
-        _check_bool(attention_only, "attention_only")
-        _check_choice(activation, "activation", FFN_ACTIVATIONS)
+            checks.positive_int(d_ff, "d_ff")
+        checks.choice(norm, "norm", NORM_KINDS)
+        checks.choice(norm_position, "norm_position", NORM_POSITIONS)
+        checks.boolean(residual, "residual")
+        checks.finite(branch_scale, "branch_scale")
+        checks.finite(skip_scale, "skip_scale")
+        checks.boolean(attention_only, "attention_only")
+        checks.choice(activation, "activation", FFN_ACTIVATIONS)
         score_scale(int(d_model) // int(n_heads), scale)  # raises ValueError naming `scale`
-        _check_seed(seed)
-        _check_dtype(dtype)
+        checks.seed(seed)
+        checks.floating_dtype(dtype)
         super().__init__()
         self.d_model = int(d_model)
         self.n_heads = int(n_heads)
@@ -415,9 +367,9 @@ class TransformerBlock(nn.Module):
             init: one of STACK_INITS.
             n_layers: N, the depth of the stack this block belongs to (used by "deepnorm").
         """
-        _check_generator(generator)
-        _check_choice(init, "init", STACK_INITS)
-        _check_positive_int(n_layers, "n_layers")
+        checks.generator(generator)
+        checks.choice(init, "init", STACK_INITS)
+        checks.positive_int(n_layers, "n_layers")
         g = torch.Generator(device="cpu").manual_seed(0) if generator is None else generator
         d, d_ff = self.d_model, self.d_ff
         attn = self.attn
@@ -563,13 +515,13 @@ class TransformerStack(nn.Module):
         device: Device = "cpu",
         **block_kwargs: Any,
     ) -> None:
-        _check_positive_int(n_layers, "n_layers")
-        _check_heads(d_model, n_heads)
+        checks.positive_int(n_layers, "n_layers")
+        checks.heads(d_model, n_heads)
         if final_norm is not None:
-            _check_bool(final_norm, "final_norm")
-        _check_choice(init, "init", STACK_INITS)
-        _check_seed(seed)
-        _check_dtype(dtype)
+            checks.boolean(final_norm, "final_norm")
+        checks.choice(init, "init", STACK_INITS)
+        checks.seed(seed)
+        checks.floating_dtype(dtype)
         unknown = sorted(set(block_kwargs) - set(_BLOCK_KWARGS))
         if unknown:
             raise ValueError(
@@ -589,8 +541,8 @@ class TransformerStack(nn.Module):
             block_kwargs["skip_scale"] = (2.0 * n_layers) ** 0.25
         norm = block_kwargs.get("norm", "layer")
         norm_position = block_kwargs.get("norm_position", "pre")
-        _check_choice(norm, "norm", NORM_KINDS)
-        _check_choice(norm_position, "norm_position", NORM_POSITIONS)
+        checks.choice(norm, "norm", NORM_KINDS)
+        checks.choice(norm_position, "norm_position", NORM_POSITIONS)
         if final_norm is None:
             final_norm = norm_position == "pre" and norm != "none"
         super().__init__()
@@ -706,14 +658,14 @@ def torch_encoder_stack(
         final_norm: append nn.LayerNorm(d_model) as ``.final_norm``; None = norm_first.
         seed, dtype, device: as in :class:`TransformerStack`.
     """
-    _check_positive_int(n_layers, "n_layers")
-    _check_heads(d_model, n_heads)
-    _check_positive_int(d_ff, "d_ff")
-    _check_bool(norm_first, "norm_first")
+    checks.positive_int(n_layers, "n_layers")
+    checks.heads(d_model, n_heads)
+    checks.positive_int(d_ff, "d_ff")
+    checks.boolean(norm_first, "norm_first")
     if final_norm is not None:
-        _check_bool(final_norm, "final_norm")
-    _check_seed(seed)
-    _check_dtype(dtype)
+        checks.boolean(final_norm, "final_norm")
+    checks.seed(seed)
+    checks.floating_dtype(dtype)
     if final_norm is None:
         final_norm = norm_first
     generator = torch.Generator(device="cpu").manual_seed(int(seed))

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from gradlib import checks
 from gradlib.attention import SelfAttention, score_scale, softmax_jacobian, weights_jacobian
 from gradlib.blocks import DeepMLP, TransformerStack, attention_stack, torch_encoder_stack
 from gradlib.norms import LayerNorm, RMSNorm, TokenBatchNorm
@@ -188,8 +189,7 @@ class NormComparison:
         Args:
             digits: significant digits of the numbers.
         """
-        if isinstance(digits, bool) or not isinstance(digits, numbers.Integral) or digits < 1:
-            raise ValueError(f"digits must be an integer >= 1; got {digits!r}")
+        checks.positive_int(digits, "digits")
         kinds = [k for k in ("batch", "layer", "rms") if any(k in row for row in self.rows)]
         lines = ["| max abs change of the output | " + " | ".join(NORM_NAMES[k] for k in kinds) + " |",
                  "|---|" + "---:|" * len(kinds)]
@@ -228,83 +228,15 @@ class ActivationStats:
     mean: dict[str, np.ndarray]  # label -> (L+1,)
 
 
-# ============================================================================================= validation
-def _check_int(value: object, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
-
-
-def _check_float(value: object, name: str, *, minimum: float = -math.inf, strict: bool = False) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(float(value))
-    if ok:
-        ok = float(value) > minimum if strict else float(value) >= minimum
-    if not ok:
-        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-        raise ValueError(f"{name} must be a finite number {bound}; got {value!r}")
-    return float(value)
-
-
-def _check_choice(value: object, name: str, choices: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        allowed = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{name} must be one of {allowed}; got {value!r}")
-    return value
-
-
-def _check_sequence(values: object, name: str) -> list:
-    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)) or len(values) == 0:
-        raise ValueError(f"{name} must be a non-empty sequence (list or tuple); got {values!r}")
-    return list(values)
-
-
-def _check_ints(values: object, name: str, minimum: int = 1) -> list[int]:
-    items = _check_sequence(values, name)
-    for v in items:
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or int(v) < minimum:
-            raise ValueError(f"every entry of {name} must be an integer >= {minimum}; got {v!r} in {values!r}")
-    return [int(v) for v in items]
-
-
-def _check_floats(values: object, name: str, *, minimum: float = -math.inf, strict: bool = False) -> list[float]:
-    items = _check_sequence(values, name)
-    out = []
-    for v in items:
-        try:
-            out.append(_check_float(v, name, minimum=minimum, strict=strict))
-        except ValueError:
-            bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-            raise ValueError(
-                f"every entry of {name} must be a finite number {bound}; got {v!r} in {values!r}"
-            ) from None
-    return out
-
-
-def _check_seed(seed: object, name: str = "seed") -> int:
-    return _check_int(seed, name, minimum=0)
-
-
-def _check_dtype(dtype: object) -> torch.dtype:
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be torch.float32 or torch.float64; got {dtype!r}")
-    return dtype  # type: ignore[return-value]
-
-
-def _check_device(device: object) -> torch.device:
-    try:
-        return torch.device(device)  # type: ignore[arg-type]
-    except (RuntimeError, TypeError):
-        raise ValueError(
-            f"device must be a torch device or its name, e.g. 'cpu' or 'cuda'; got {device!r}"
-        ) from None
-
-
-def _check_d_heads(d: int, n_heads: int, d_name: str = "d_model") -> None:
-    if d % n_heads != 0:
-        raise ValueError(f"n_heads must divide {d_name}; got {d_name}={d}, n_heads={n_heads}")
-
-
 # ================================================================================================ helpers
+def _check_run(seed: object, device: object, dtype: object) -> tuple[int, torch.device]:
+    """The arguments every experiment takes: seed (an integer >= 0), device, dtype (float32 or float64)."""
+    seed = checks.integer(seed, "seed", minimum=0)
+    dev = checks.device(device)
+    checks.floating_dtype(dtype, allowed=DTYPES)
+    return seed, dev
+
+
 def _data_generator(seed: int) -> torch.Generator:
     return torch.Generator(device="cpu").manual_seed(seed + _DATA_STREAM)
 
@@ -380,23 +312,20 @@ def mlp_gradients(
         branch_scale: α ≥ 0 of the residual branch (α = 0: every layer is the identity); must be 1 unless
             residual=True.
     """
-    depth = _check_int(depth, "depth")
-    width = _check_int(width, "width")
-    _check_choice(activation, "activation", MLP_ACTIVATIONS)
-    _check_choice(init, "init", MLP_INITS)
+    depth = checks.positive_int(depth, "depth")
+    width = checks.positive_int(width, "width")
+    checks.choice(activation, "activation", MLP_ACTIVATIONS)
+    checks.choice(init, "init", MLP_INITS)
     if weight_scale is not None:
-        weight_scale = _check_float(weight_scale, "weight_scale", minimum=0.0, strict=True)
-    if not isinstance(residual, bool):
-        raise ValueError(f"residual must be True or False; got {residual!r}")
-    branch_scale = _check_float(branch_scale, "branch_scale", minimum=0.0)
+        weight_scale = checks.finite(weight_scale, "weight_scale", positive=True)
+    checks.boolean(residual, "residual")
+    branch_scale = checks.finite(branch_scale, "branch_scale", nonnegative=True)
     if not residual and branch_scale != 1.0:
         raise ValueError(f"branch_scale must be 1.0 when residual=False (it scales the residual branch); "
                          f"got {branch_scale!r}")
-    _check_choice(norm, "norm", MLP_NORMS)
-    batch = _check_int(batch, "batch")
-    seed = _check_seed(seed)
-    dev = _check_device(device)
-    _check_dtype(dtype)
+    checks.choice(norm, "norm", MLP_NORMS)
+    batch = checks.positive_int(batch, "batch")
+    seed, dev = _check_run(seed, device, dtype)
     if label is not None and not isinstance(label, str):
         raise ValueError(f"label must be a str or None; got {label!r}")
 
@@ -463,25 +392,21 @@ def stack_gradients(
         device, dtype: where and in what precision to run.
         label: the profile's label; default e.g. "pre-LayerNorm", "post-RMSNorm", "no norm", "DeepNorm".
     """
-    depth = _check_int(depth, "depth")
-    _check_choice(norm, "norm", STACK_NORMS)
-    _check_choice(norm_position, "norm_position", NORM_POSITIONS)
-    d_model = _check_int(d_model, "d_model")
-    n_heads = _check_int(n_heads, "n_heads")
-    _check_d_heads(d_model, n_heads)
-    n_tokens = _check_int(n_tokens, "n_tokens")
-    batch = _check_int(batch, "batch")
-    seed = _check_seed(seed)
+    depth = checks.positive_int(depth, "depth")
+    checks.choice(norm, "norm", STACK_NORMS)
+    checks.choice(norm_position, "norm_position", NORM_POSITIONS)
+    d_model, n_heads = checks.heads(d_model, n_heads)
+    n_tokens = checks.positive_int(n_tokens, "n_tokens")
+    batch = checks.positive_int(batch, "batch")
     if d_ff is not None:
-        d_ff = _check_int(d_ff, "d_ff")
-    _check_choice(init, "init", STACK_INITS)
+        d_ff = checks.positive_int(d_ff, "d_ff")
+    checks.choice(init, "init", STACK_INITS)
     if init == "deepnorm" and norm_position != "post":
         raise ValueError(f"norm_position must be 'post' with init='deepnorm' (DeepNet is post-norm); "
                          f"got {norm_position!r}")
     if final_norm is not None and not isinstance(final_norm, bool):
         raise ValueError(f"final_norm must be True, False or None; got {final_norm!r}")
-    dev = _check_device(device)
-    _check_dtype(dtype)
+    seed, dev = _check_run(seed, device, dtype)
     if label is not None and not isinstance(label, str):
         raise ValueError(f"label must be a str or None; got {label!r}")
 
@@ -525,14 +450,12 @@ def rnn_gradients(
         seed: seeds the recurrent matrices and (separately) the inputs; the same inputs for every ρ.
         device, dtype: float64 by default because ρ^T spans many decades.
     """
-    rhos = _check_floats(radii, "radii", minimum=0.0, strict=True)
-    T = _check_int(T, "T")
-    d_hidden = _check_int(d_hidden, "d_hidden")
-    _check_choice(activation, "activation", RNN_ACTIVATIONS)
-    input_scale = _check_float(input_scale, "input_scale", minimum=0.0)
-    seed = _check_seed(seed)
-    dev = _check_device(device)
-    _check_dtype(dtype)
+    rhos = checks.float_list(radii, "radii", positive=True)
+    T = checks.positive_int(T, "T")
+    d_hidden = checks.positive_int(d_hidden, "d_hidden")
+    checks.choice(activation, "activation", RNN_ACTIVATIONS)
+    input_scale = checks.finite(input_scale, "input_scale", nonnegative=True)
+    seed, dev = _check_run(seed, device, dtype)
 
     x = input_scale * _randn((1, T, d_hidden), _data_generator(seed), dtype, dev)  # (1, T, d)
     rows = []
@@ -585,17 +508,14 @@ def path_lengths(
         seed: seeds both inits and (separately) the inputs.
         device, dtype: float64 by default (the RNN's gradients reach 1e-10).
     """
-    seq_len = _check_int(seq_len, "seq_len")
+    seq_len = checks.positive_int(seq_len, "seq_len")
     if rho is not None:
-        rho = _check_float(rho, "rho", minimum=0.0, strict=True)
-    d = _check_int(d, "d")
-    n_sequences = _check_int(n_sequences, "n_sequences")
-    input_scale = _check_float(input_scale, "input_scale", minimum=0.0)
-    if not isinstance(causal, bool):
-        raise ValueError(f"causal must be True or False; got {causal!r}")
-    seed = _check_seed(seed)
-    dev = _check_device(device)
-    _check_dtype(dtype)
+        rho = checks.finite(rho, "rho", positive=True)
+    d = checks.positive_int(d, "d")
+    n_sequences = checks.positive_int(n_sequences, "n_sequences")
+    input_scale = checks.finite(input_scale, "input_scale", nonnegative=True)
+    checks.boolean(causal, "causal")
+    seed, dev = _check_run(seed, device, dtype)
 
     xs = input_scale * _randn((n_sequences, seq_len, d), _data_generator(seed), dtype, dev)  # (N, T, d)
     rnn = VanillaRNN(d, d, activation="tanh", spectral_radius=rho, seed=seed, dtype=dtype, device=dev)
@@ -664,17 +584,13 @@ def rank_collapse_depth(
             "with skip connections" (x_l + attn(x_l)), "residual, branch 1/√L" (x_l + attn(x_l)/√L, the
             depth-scaled branches of Noci et al. 2022). Every stack has the same weights and input.
     """
-    depth = _check_int(depth, "depth")
-    n_tokens = _check_int(n_tokens, "n_tokens", minimum=2)
-    d = _check_int(d, "d")
-    n_heads = _check_int(n_heads, "n_heads")
-    _check_d_heads(d, n_heads, "d")
-    seed = _check_seed(seed)
-    dev = _check_device(device)
-    _check_dtype(dtype)
-    variant_list = _check_sequence(variants, "variants")
+    depth = checks.positive_int(depth, "depth")
+    n_tokens = checks.integer(n_tokens, "n_tokens", minimum=2)
+    d, n_heads = checks.heads(d, n_heads, d_name="d")
+    seed, dev = _check_run(seed, device, dtype)
+    variant_list = checks.sequence(variants, "variants")
     for v in variant_list:
-        _check_choice(v, "every entry of variants", _COLLAPSE_VARIANTS)
+        checks.choice(v, "every entry of variants", _COLLAPSE_VARIANTS)
     if len(set(variant_list)) != len(variant_list):
         raise ValueError(f"variants must not repeat; got {variants!r}")
 
@@ -721,21 +637,17 @@ def qk_gradients(
         seed: seeds the (Xavier) init and, separately, the inputs; the loss is ⟨y, r⟩, r ~ N(0, 1) fixed.
         device, dtype: float64 by default (the collapsed ratio reaches 1e-18).
     """
-    depth_list = _check_ints(depths, "depths")
-    n_tokens = _check_int(n_tokens, "n_tokens", minimum=2)
-    d = _check_int(d, "d")
-    n_heads = _check_int(n_heads, "n_heads")
-    _check_d_heads(d, n_heads, "d")
+    depth_list = checks.int_list(depths, "depths")
+    n_tokens = checks.integer(n_tokens, "n_tokens", minimum=2)
+    d, n_heads = checks.heads(d, n_heads, d_name="d")
     if isinstance(layer, str):
-        _check_choice(layer, "layer", ("first", "last"))
+        checks.choice(layer, "layer", ("first", "last"))
     elif isinstance(layer, bool) or not isinstance(layer, numbers.Integral) or not 1 <= layer <= min(depth_list):
         raise ValueError(
             f"layer must be 'first', 'last' or a 1-based index between 1 and min(depths) = {min(depth_list)}; "
             f"got {layer!r}"
         )
-    seed = _check_seed(seed)
-    dev = _check_device(device)
-    _check_dtype(dtype)
+    seed, dev = _check_run(seed, device, dtype)
 
     x = _randn((1, n_tokens, d), _data_generator(seed), dtype, dev)  # (1, T, d)
     labels = ("attention only", "residual, branch 1/√L")
@@ -793,8 +705,8 @@ def softmax_saturation(
     Note: query_grad_norm carries the factor s itself, so with s = 1/√d_k it is not automatically larger than
     without scaling; the claim of the scale is about saturation and the softmax Jacobian.
     """
-    dk_list = _check_ints(d_ks, "d_ks")
-    scale_list = _check_sequence(scales, "scales")
+    dk_list = checks.int_list(d_ks, "d_ks")
+    scale_list = checks.sequence(scales, "scales")
     for scale in scale_list:
         try:
             score_scale(1, scale)
@@ -805,14 +717,12 @@ def softmax_saturation(
     keys = [_scale_key(s) for s in scale_list]
     if len(set(keys)) != len(keys):
         raise ValueError(f"scales must not repeat; got {scales!r}")
-    n_rows = _check_int(n_rows, "n_rows")
-    n_keys = _check_int(n_keys, "n_keys")
-    threshold = _check_float(threshold, "threshold", minimum=0.0, strict=True)
+    n_rows = checks.positive_int(n_rows, "n_rows")
+    n_keys = checks.positive_int(n_keys, "n_keys")
+    threshold = checks.finite(threshold, "threshold", positive=True)
     if threshold >= 1.0:
         raise ValueError(f"threshold must be in (0, 1); got {threshold!r}")
-    seed = _check_seed(seed)
-    dev = _check_device(device)
-    _check_dtype(dtype)
+    seed, dev = _check_run(seed, device, dtype)
 
     gen = _data_generator(seed)
     frac: dict[str, list[float]] = {k: [] for k in keys}
@@ -904,24 +814,20 @@ def residual_scale_spectrum(
         device, dtype: float64 by default.
         variant: "rezero" (pre-norm stack, skip scale 1, PyTorch's init) or "deepnorm" (as above).
     """
-    _check_choice(variant, "variant", RESIDUAL_VARIANTS)
-    alpha_list = _check_floats(alphas, "alphas", minimum=0.0)
-    n_layers = _check_int(n_layers, "n_layers")
-    d_model = _check_int(d_model, "d_model")
-    n_heads = _check_int(n_heads, "n_heads")
-    _check_d_heads(d_model, n_heads)
+    checks.choice(variant, "variant", RESIDUAL_VARIANTS)
+    alpha_list = checks.float_list(alphas, "alphas", nonnegative=True)
+    n_layers = checks.positive_int(n_layers, "n_layers")
+    d_model, n_heads = checks.heads(d_model, n_heads)
     if norm is None:
         norm = "none" if variant == "rezero" else "layer"
-    _check_choice(norm, "norm", STACK_NORMS if variant == "rezero" else ("layer", "rms"))
-    k = _check_int(k, "k")
-    n_tokens = _check_int(n_tokens, "n_tokens")
+    checks.choice(norm, "norm", STACK_NORMS if variant == "rezero" else ("layer", "rms"))
+    k = checks.positive_int(k, "k")
+    n_tokens = checks.positive_int(n_tokens, "n_tokens")
     if k > n_tokens * d_model:
         raise ValueError(f"k must be at most n_tokens·d_model = {n_tokens * d_model}; got {k}")
-    _check_choice(method, "method", ("exact", "power"))
-    n_iter = _check_int(n_iter, "n_iter")
-    seed = _check_seed(seed)
-    dev = _check_device(device)
-    _check_dtype(dtype)
+    checks.choice(method, "method", ("exact", "power"))
+    n_iter = checks.positive_int(n_iter, "n_iter")
+    seed, dev = _check_run(seed, device, dtype)
 
     x = _randn((1, n_tokens, d_model), _data_generator(seed), dtype, dev)  # (1, T, d)
     rows = []
@@ -985,20 +891,16 @@ def residual_stream_norms(
         seed: seeds the inits and (separately) the inputs.
         device, dtype: where and in what precision to run.
     """
-    depth = _check_int(depth, "depth")
-    d_model = _check_int(d_model, "d_model")
-    n_heads = _check_int(n_heads, "n_heads")
-    _check_d_heads(d_model, n_heads)
+    depth = checks.positive_int(depth, "depth")
+    d_model, n_heads = checks.heads(d_model, n_heads)
     if d_ff is not None:
-        d_ff = _check_int(d_ff, "d_ff")
-    n_tokens = _check_int(n_tokens, "n_tokens")
-    batch = _check_int(batch, "batch")
-    variant_list = _check_sequence(variants, "variants")
+        d_ff = checks.positive_int(d_ff, "d_ff")
+    n_tokens = checks.positive_int(n_tokens, "n_tokens")
+    batch = checks.positive_int(batch, "batch")
+    variant_list = checks.sequence(variants, "variants")
     for v in variant_list:
-        _check_choice(v, "every entry of variants", tuple(_STREAM_VARIANTS))
-    seed = _check_seed(seed)
-    dev = _check_device(device)
-    _check_dtype(dtype)
+        checks.choice(v, "every entry of variants", tuple(_STREAM_VARIANTS))
+    seed, dev = _check_run(seed, device, dtype)
 
     x = _randn((batch, n_tokens, d_model), _data_generator(seed), dtype, dev)  # (B, T, d)
     x_norm = x.norm(dim=-1).mean().item()
@@ -1038,19 +940,15 @@ def activation_stats(
         seed: seeds the inits and (separately) the inputs.
         device, dtype: where and in what precision to run.
     """
-    depth = _check_int(depth, "depth")
-    d_model = _check_int(d_model, "d_model")
-    norm_list = _check_sequence(norms, "norms")
+    depth = checks.positive_int(depth, "depth")
+    d_model, n_heads = checks.heads(d_model, n_heads)
+    norm_list = checks.sequence(norms, "norms")
     for kind in norm_list:
-        _check_choice(kind, "every entry of norms", STACK_NORMS)
-    _check_choice(norm_position, "norm_position", ("pre", "post"))
-    n_heads = _check_int(n_heads, "n_heads")
-    _check_d_heads(d_model, n_heads)
-    n_tokens = _check_int(n_tokens, "n_tokens")
-    batch = _check_int(batch, "batch")
-    seed = _check_seed(seed)
-    dev = _check_device(device)
-    _check_dtype(dtype)
+        checks.choice(kind, "every entry of norms", STACK_NORMS)
+    checks.choice(norm_position, "norm_position", ("pre", "post"))
+    n_tokens = checks.positive_int(n_tokens, "n_tokens")
+    batch = checks.positive_int(batch, "batch")
+    seed, dev = _check_run(seed, device, dtype)
 
     x = _randn((batch, n_tokens, d_model), _data_generator(seed), dtype, dev)  # (B, T, d)
     std, mean = {}, {}
@@ -1091,14 +989,12 @@ def norm_comparison(
         seed: seeds the word embeddings.
         device, dtype: where and in what precision to run.
     """
-    d = _check_int(d, "d", minimum=2)
-    pads = _check_ints(pad_lengths, "pad_lengths")
+    d = checks.integer(d, "d", minimum=2)
+    pads = checks.int_list(pad_lengths, "pad_lengths")
     longest = max(len(_SENTENCE), len(_OTHER_SENTENCE))
     if len(pads) != 2 or pads[0] == pads[1] or min(pads) < longest:
         raise ValueError(f"pad_lengths must be two different lengths >= {longest}; got {pad_lengths!r}")
-    seed = _check_seed(seed)
-    dev = _check_device(device)
-    _check_dtype(dtype)
+    seed, dev = _check_run(seed, device, dtype)
 
     vocab = sorted(set(_SENTENCE) | set(_OTHER_SENTENCE))
     embedding = _randn((len(vocab), d), _data_generator(seed), dtype, dev)  # (V, d)
@@ -1174,17 +1070,15 @@ def pre_post_ln(
         batch, seq_len: input x ~ N(0, 1), shape (batch, seq_len, d_model).
         device, dtype: where and in what precision to run.
     """
-    depth_list = _check_ints(depths, "depths")
-    d_model = _check_int(d_model, "d_model")
-    n_heads = _check_int(n_heads, "n_heads")
-    _check_d_heads(d_model, n_heads)
-    d_ff = _check_int(d_ff, "d_ff")
-    _check_choice(implementation, "implementation", IMPLEMENTATIONS)
-    seed_list = _check_ints(seeds, "seeds", minimum=0)
-    batch = _check_int(batch, "batch")
-    seq_len = _check_int(seq_len, "seq_len")
-    dev = _check_device(device)
-    _check_dtype(dtype)
+    depth_list = checks.int_list(depths, "depths")
+    d_model, n_heads = checks.heads(d_model, n_heads)
+    d_ff = checks.positive_int(d_ff, "d_ff")
+    checks.choice(implementation, "implementation", IMPLEMENTATIONS)
+    seed_list = checks.int_list(seeds, "seeds", minimum=0)
+    batch = checks.positive_int(batch, "batch")
+    seq_len = checks.positive_int(seq_len, "seq_len")
+    dev = checks.device(device)
+    checks.floating_dtype(dtype, allowed=DTYPES)
 
     kinds = ("pre", "post")
     grads = {k: np.zeros((len(seed_list), len(depth_list))) for k in kinds}
@@ -1260,13 +1154,11 @@ def scale_invariant_loss_trap(
         {"mean_square_loss": mean(y²), "mean_square_grad": ‖∂mean(y²)/∂x‖, "projection_grad": ‖∂⟨y, r⟩/∂x‖,
          "ratio": mean_square_grad / projection_grad}
     """
-    d = _check_int(d, "d", minimum=2)
-    n_tokens = _check_int(n_tokens, "n_tokens")
-    batch = _check_int(batch, "batch")
-    eps = _check_float(eps, "eps", minimum=0.0, strict=True)
-    seed = _check_seed(seed)
-    dev = _check_device(device)
-    _check_dtype(dtype)
+    d = checks.integer(d, "d", minimum=2)
+    n_tokens = checks.positive_int(n_tokens, "n_tokens")
+    batch = checks.positive_int(batch, "batch")
+    eps = checks.finite(eps, "eps", positive=True)
+    seed, dev = _check_run(seed, device, dtype)
 
     init = torch.Generator(device="cpu").manual_seed(seed)
     w = torch.empty(d, d, dtype=dtype)
@@ -1309,5 +1201,5 @@ def sweep(fn: Callable[..., Any], param: str, values: Sequence[Any], **fixed: An
     unknown = [name for name in fixed if name not in accepted]
     if unknown:
         raise ValueError(f"fixed arguments must be arguments of {getattr(fn, '__name__', fn)}; got {unknown}")
-    value_list = _check_sequence(values, "values")
+    value_list = checks.sequence(values, "values")
     return [fn(**{param: value}, **fixed) for value in value_list]

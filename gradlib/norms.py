@@ -11,31 +11,21 @@ Parameter names (``weight`` = γ, ``bias`` = β) match torch.nn's, so state dict
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Optional, Union
 
 import torch
 from torch import Tensor, nn
 
+from gradlib import checks
+
 NORM_KINDS = ("layer", "rms", "batch", "none")
 
 __all__ = ["LayerNorm", "RMSNorm", "TokenBatchNorm", "NORM_KINDS", "make_norm"]
 
 
-def _check_d(d: object) -> None:
-    if isinstance(d, bool) or not isinstance(d, numbers.Integral) or int(d) <= 0:
-        raise ValueError(f"d must be a positive integer (the feature dimension); got {d!r}")
-
-
-def _check_eps(eps: object) -> None:
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps) or eps <= 0:
-        raise ValueError(f"eps must be a finite number > 0; got {eps!r}")
-
-
 def _check_input(x: object, d: int) -> None:
-    if not isinstance(x, Tensor):
-        raise ValueError(f"x must be a torch.Tensor; got {type(x).__name__}")
+    checks.tensor(x, "x")
     if x.dim() < 1 or x.shape[-1] != d:
         raise ValueError(f"x must have last dimension d={d}; got shape {tuple(x.shape)}")
 
@@ -60,8 +50,8 @@ class LayerNorm(nn.Module):
         device: Optional[Union[str, torch.device]] = None,
         dtype: Optional[torch.dtype] = None,
     ) -> None:
-        _check_d(d)
-        _check_eps(eps)
+        checks.positive_int(d, "d")
+        checks.finite(eps, "eps", positive=True)
         super().__init__()
         self.d, self.eps, self.affine = int(d), float(eps), bool(affine)
         if self.affine:
@@ -102,8 +92,8 @@ class RMSNorm(nn.Module):
         device: Optional[Union[str, torch.device]] = None,
         dtype: Optional[torch.dtype] = None,
     ) -> None:
-        _check_d(d)
-        _check_eps(eps)
+        checks.positive_int(d, "d")
+        checks.finite(eps, "eps", positive=True)
         super().__init__()
         self.d, self.eps, self.affine = int(d), float(eps), bool(affine)
         if self.affine:
@@ -144,8 +134,8 @@ class TokenBatchNorm(nn.Module):
         device: Optional[Union[str, torch.device]] = None,
         dtype: Optional[torch.dtype] = None,
     ) -> None:
-        _check_d(d)
-        _check_eps(eps)
+        checks.positive_int(d, "d")
+        checks.finite(eps, "eps", positive=True)
         if momentum is not None and (
             isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1
         ):
@@ -185,11 +175,10 @@ def make_norm(
         eps: ε; None uses each class's default (1e-5 layer/batch, 1e-6 rms).
         device, dtype: of the parameters.
     """
-    if kind not in NORM_KINDS:
-        raise ValueError(f"kind must be one of {', '.join(repr(k) for k in NORM_KINDS)}; got {kind!r}")
-    _check_d(d)
+    checks.choice(kind, "kind", NORM_KINDS)
+    checks.positive_int(d, "d")
     if eps is not None:
-        _check_eps(eps)
+        checks.finite(eps, "eps", positive=True)
     extra = {} if eps is None else {"eps": eps}
     if kind == "layer":
         return LayerNorm(d, **extra, device=device, dtype=dtype)

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from gradlib import checks
+
 __all__ = [
     "LayerGradNorms",
     "layer_grad_norms",
@@ -233,8 +235,7 @@ def _capture_outputs(named_layers: list[tuple[str, nn.Module]]) -> Iterator[list
 def _check_model_and_x(model: object, x: object) -> None:
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be an nn.Module; got {type(model).__name__}")
-    if not isinstance(x, Tensor):
-        raise ValueError(f"x must be a torch.Tensor; got {type(x).__name__}")
+    checks.tensor(x, "x")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -379,8 +380,7 @@ def grad_through_time(rnn: SteppableRNN, x: Tensor) -> GradThroughTime:
     d_hidden = getattr(rnn, "d_hidden", None)
     if not isinstance(d_hidden, int) or isinstance(d_hidden, bool) or d_hidden < 1:
         raise ValueError(f"rnn must have an integer attribute d_hidden >= 1; got {d_hidden!r}")
-    if not isinstance(x, Tensor):
-        raise ValueError(f"x must be a torch.Tensor; got {type(x).__name__}")
+    checks.tensor(x, "x")
     if x.ndim == 3 and x.shape[0] != 1:
         raise ValueError(f"x must have batch size 1, shape (1, T, d_in); got shape {tuple(x.shape)}")
     if x.ndim not in (2, 3):
@@ -430,8 +430,7 @@ def position_grad_norms(fn: Callable[[Tensor], Tensor], x: Tensor, target: int =
     """
     if not callable(fn):
         raise ValueError(f"fn must be a module or callable (1, T, d) -> (1, T, d_out); got {type(fn).__name__}")
-    if not isinstance(x, Tensor):
-        raise ValueError(f"x must be a torch.Tensor; got {type(x).__name__}")
+    checks.tensor(x, "x")
     if x.ndim != 3 or x.shape[0] != 1:
         raise ValueError(f"x must have shape (1, T, d); got shape {tuple(x.shape)}")
     n_pos = x.shape[1]
@@ -507,14 +506,11 @@ def jacobian_top_singular_values(
     """
     if not callable(fn):
         raise ValueError(f"fn must be a module or callable; got {type(fn).__name__}")
-    if not isinstance(x, Tensor) or not x.is_floating_point():
-        raise ValueError("x must be a floating-point torch.Tensor")
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be an int >= 1; got {k!r}")
+    checks.tensor(x, "x", floating=True)
+    k = checks.positive_int(k, "k")
     if k > x.numel():
         raise ValueError(f"k must be <= x.numel() = {x.numel()}; got {k}")
-    if not isinstance(n_iter, (int, np.integer)) or isinstance(n_iter, bool) or n_iter < 1:
-        raise ValueError(f"n_iter must be an int >= 1; got {n_iter!r}")
+    n_iter = checks.positive_int(n_iter, "n_iter")
 
     x = x.detach()
 

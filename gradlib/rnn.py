@@ -14,36 +14,16 @@ so the same seed gives the same weights in every dtype and the global RNG is nev
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Optional, Union
 
 import torch
 from torch import Tensor, nn
 
+from gradlib import checks
+
 RNN_ACTIVATIONS = ("tanh", "identity")
 
 __all__ = ["RNN_ACTIVATIONS", "VanillaRNN", "orthogonal_with_radius"]
-
-
-# ----------------------------------------------------------------------------------------------- validation
-def _check_positive_int(value: object, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
-        raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
-
-
-def _check_radius(value: object, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0 (the spectral radius ρ); got {value!r}")
-
-
-def _check_seed(seed: object) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"seed must be an int; got {seed!r}")
-
-
-def _check_dtype(dtype: object) -> None:
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating-point torch.dtype (e.g. torch.float64); got {dtype!r}")
 
 
 # ------------------------------------------------------------------------------------------------- weights
@@ -69,10 +49,10 @@ def orthogonal_with_radius(d: int, rho: float, *, seed: int = 0, dtype: torch.dt
     Returns:
         (d, d)
     """
-    _check_positive_int(d, "d")
-    _check_radius(rho, "rho")
-    _check_seed(seed)
-    _check_dtype(dtype)
+    checks.positive_int(d, "d")
+    checks.finite(rho, "rho", nonnegative=True)
+    checks.seed(seed)
+    checks.floating_dtype(dtype)
     generator = torch.Generator(device="cpu").manual_seed(int(seed))
     return _orthogonal(int(d), float(rho), generator).to(dtype)
 
@@ -109,17 +89,14 @@ class VanillaRNN(nn.Module):
         dtype: torch.dtype = torch.float32,
         device: Union[str, torch.device] = "cpu",
     ) -> None:
-        _check_positive_int(d_hidden, "d_hidden")
+        checks.positive_int(d_hidden, "d_hidden")
         if d_input is not None:
-            _check_positive_int(d_input, "d_input")
-        if activation not in RNN_ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {', '.join(repr(a) for a in RNN_ACTIVATIONS)}; got {activation!r}"
-            )
+            checks.positive_int(d_input, "d_input")
+        checks.choice(activation, "activation", RNN_ACTIVATIONS)
         if spectral_radius is not None:
-            _check_radius(spectral_radius, "spectral_radius")
-        _check_seed(seed)
-        _check_dtype(dtype)
+            checks.finite(spectral_radius, "spectral_radius", nonnegative=True)
+        checks.seed(seed)
+        checks.floating_dtype(dtype)
         super().__init__()
         self.d_hidden = int(d_hidden)
         self.d_input = self.d_hidden if d_input is None else int(d_input)

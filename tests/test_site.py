@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import pytest
 import yaml
+from test_book import toc_files  # tests/ is on sys.path: pytest's default (prepend) import mode puts it there
 
 pytestmark = pytest.mark.site
 
@@ -58,19 +59,7 @@ CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf8"))
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf8"))
 
 
-def _toc_files(node: object) -> list[str]:
-    found: list[str] = []
-    if isinstance(node, dict):
-        for key in ("root", "file"):
-            if key in node:
-                found.append(str(node[key]))
-        for key in ("parts", "chapters", "sections"):
-            for child in node.get(key, []) or []:
-                found.extend(_toc_files(child))
-    return found
-
-
-PAGES = _toc_files(TOC)
+PAGES = toc_files(TOC)
 CHAPTERS = [c["file"] for part in TOC.get("parts", []) if part.get("caption") == "Chapters"
             for c in part["chapters"]]
 
