@@ -156,6 +156,8 @@ def subplots(nrows: int = 1, ncols: int = 1, **kw: Any) -> tuple[Any, Any]:
 # Which role a series label belongs to, first match wins: the troubled network first ("no residual" is
 # baseline), then norm before residual ("residual + pre-LN" is about the norm).
 _ROLE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    # depth-scaled residuals (Noci et al.'s 1/√L) are their own series in several figures: one fixed colour
+    ("accent", re.compile(r"1/√l|1/sqrt\(?l\)?")),
     ("baseline", re.compile(
         r"\b(baseline|plain|no[ _-]?(skip|residual|norm|scal\w*)|without|unscaled|none|rnn|recurren\w*|"
         r"post\w*|old|sigmoid)\b")),

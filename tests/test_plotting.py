@@ -491,3 +491,12 @@ def test_a_really_exploding_mlp_is_drawn_with_an_x_at_its_exploded_layer():
     k = profile.exploded_at
     assert _markers_x(ax) == [float(profile.layer[k])]
     assert f"exploded at layer {profile.layer[k]}" in _texts(ax)
+
+
+def test_depth_scaled_residual_keeps_one_colour_across_figures():
+    # the same series must not change colour between the rank-collapse and the query/key figures
+    label = "residual, branch 1/√L"
+    three = gp.colors_for(["attention only", "with skip connections", label])
+    two = gp.colors_for(["attention only", label])
+    assert three[2] == two[1] == gp.COLORS["accent"]
+    assert len(set(three)) == 3
