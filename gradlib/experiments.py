@@ -258,6 +258,19 @@ def _first_over_last(norms: np.ndarray) -> float:
         return float(np.float64(norms[0]) / np.float64(norms[-1]))
 
 
+def _depth_profile(label: str, grads: Any) -> DepthProfile:
+    """A DepthProfile from probes.layer_grad_norms' result; layers numbered 1..L from the input side."""
+    grad_norms = np.asarray(grads.output_grad_norms, dtype=np.float64)
+    return DepthProfile(
+        label=label,
+        layer=np.arange(1, len(grad_norms) + 1),
+        grad_norms=grad_norms,
+        param_norms=np.asarray(grads.param_norms, dtype=np.float64),
+        exploded_at=grads.exploded_at,
+        ratio=_first_over_last(grad_norms),
+    )
+
+
 def _numpy(values: Sequence[float]) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
@@ -334,18 +347,9 @@ def mlp_gradients(
         residual=residual, branch_scale=branch_scale, norm=norm, seed=seed, dtype=dtype, device=dev,
     )
     x = _randn((batch, width), _data_generator(seed), dtype, dev)  # (B, n)
-    grads = layer_grad_norms(model, x)
-    grad_norms = np.asarray(grads.output_grad_norms, dtype=np.float64)
     if label is None:
         label = _mlp_label(activation, init, weight_scale, residual, norm, branch_scale)
-    return DepthProfile(
-        label=label,
-        layer=np.arange(1, depth + 1),
-        grad_norms=grad_norms,
-        param_norms=np.asarray(grads.param_norms, dtype=np.float64),
-        exploded_at=grads.exploded_at,
-        ratio=_first_over_last(grad_norms),
-    )
+    return _depth_profile(label, layer_grad_norms(model, x))
 
 
 def _stack_label(norm: str, norm_position: str, init: str) -> str:
@@ -415,16 +419,8 @@ def stack_gradients(
         final_norm=final_norm, init=init, seed=seed, dtype=dtype, device=dev,
     )
     x = _randn((batch, n_tokens, d_model), _data_generator(seed), dtype, dev)  # (B, T, d)
-    grads = layer_grad_norms(model, x)
-    grad_norms = np.asarray(grads.output_grad_norms, dtype=np.float64)
-    return DepthProfile(
-        label=label if label is not None else _stack_label(norm, norm_position, init),
-        layer=np.arange(1, depth + 1),
-        grad_norms=grad_norms,
-        param_norms=np.asarray(grads.param_norms, dtype=np.float64),
-        exploded_at=grads.exploded_at,
-        ratio=_first_over_last(grad_norms),
-    )
+    label = label if label is not None else _stack_label(norm, norm_position, init)
+    return _depth_profile(label, layer_grad_norms(model, x))
 
 
 def rnn_gradients(
