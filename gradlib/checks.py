@@ -122,14 +122,28 @@ def generator(value: object, name: str = "generator") -> Optional[torch.Generato
     return value
 
 
-def tensor(value: object, name: str, *, min_dim: int = 0, floating: bool = False) -> Tensor:
-    """A torch.Tensor with at least `min_dim` dimensions; of a floating-point dtype if `floating`."""
+def tensor(
+    value: object, name: str, *, min_dim: int = 0, floating: bool = False, finite: bool = False
+) -> Tensor:
+    """A torch.Tensor with at least `min_dim` dimensions; of a floating-point dtype if `floating`.
+
+    With ``finite=True`` a floating-point (or complex) tensor holding NaN or ±inf is refused: a NaN *input* would
+    otherwise look exactly like an explosion inside the model. Integer tensors (token ids) are always finite.
+    """
     if not isinstance(value, Tensor):
         raise ValueError(f"{name} must be a torch.Tensor; got {type(value).__name__}")
     if value.dim() < min_dim:
         raise ValueError(f"{name} must have at least {min_dim} dimensions; got shape {tuple(value.shape)}")
     if floating and not value.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor; got dtype {value.dtype}")
+    if finite and (value.is_floating_point() or value.is_complex()):
+        bad = ~torch.isfinite(value.detach())
+        if bool(bad.any()):
+            where = tuple(int(i) for i in bad.nonzero()[0].tolist())
+            raise ValueError(
+                f"{name} must be finite (no NaN or inf); got {int(bad.sum())} non-finite "
+                f"entries, the first at index {where}"
+            )
     return value
 
 
