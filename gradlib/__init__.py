@@ -1,45 +1,70 @@
-"""gradlib: the experiments behind *Gradient Highways*.
+"""gradlib: the experiments behind *Gradient Highways*, in three layers that only look down.
 
-One module per idea, each importable on its own:
+Flat, one idea per module, each readable in one sitting. The names most chapters use are re-exported here;
+everything else lives in its module. (Line counts: ``python tools/module_table.py``; tests/test_layout.py
+keeps this table and the README's in step with the code.)
 
-- ``attention``   scaled dot-product attention written out, and its analytic Jacobians (∂A/∂Q, softmax)
-- ``norms``       LayerNorm, RMSNorm and BatchNorm over tokens, written out
-- ``blocks``      deep MLPs, Transformer blocks (pre/post norm, residual scales) and stacks of them
-- ``rnn``         a vanilla RNN whose recurrent matrix has a chosen spectral radius
-- ``probes``      measurements from one backward pass: per-layer gradient norms, gradient through time,
-                  gradient between positions, Jacobian singular values, rank collapse
-- ``experiments`` seeded sweeps that return small dataclasses of numpy arrays
-- ``plotting``    draws those results (one visual language for the whole course)
-- ``widgets``     ipywidgets explorers and their kernel-free static twins (ipywidgets imported lazily)
-- ``checks``      argument checks shared by the modules: a bad argument raises ValueError naming it
-
-The names most chapters use are re-exported here; everything else lives in its module.
+| layer | module | lines | what it holds |
+|---|---|---:|---|
+| models and measurements | `checks` | 189 | Argument checks: a bad argument raises ValueError naming the argument and what is allowed. |
+|  | `draws` | 121 | Seeded random draws: every random number gradlib uses comes from a local generator, never the global RNG. |
+|  | `attention` | 277 | Scaled dot-product attention written out step by step, with its Jacobians in closed form. |
+|  | `multihead` | 160 | Multi-head self-attention as an nn.Module: project, split into heads, attend, merge, project out. |
+|  | `norms` | 193 | Normalization layers written out as their formulas: LayerNorm, RMSNorm, and BatchNorm over tokens. |
+|  | `mlp` | 210 | Deep fully connected stacks, where gradients vanish or explode, and the skip connection that keeps them flowing. |
+|  | `transformer` | 327 | The Transformer block with every highway switchable, and stacks of N independently drawn blocks. |
+|  | `transformer_init` | 144 | The init schemes of a Transformer block: PyTorch's encoder-layer init, Xavier, and DeepNet's. |
+|  | `reference` | 106 | Reference models built from PyTorch's own layers, to check gradlib's Transformer against. |
+|  | `rnn` | 158 | A vanilla recurrent network: the long path that attention and residuals shorten. |
+|  | `discovery` | 142 | Discovery: find a model's repeated blocks and read what its forward returned. |
+|  | `probes` | 332 | Probes: how gradients travel through any ``nn.Module``, measured with forward hooks. |
+|  | `jacobians` | 230 | Jacobian probes: through time and between positions (the spectrum of J: gradlib.spectra). |
+|  | `spectra` | 140 | Jacobian spectra: the k largest singular values of a model's input–output Jacobian, exact or converged. |
+|  | `geometry` | 77 | Token geometry: how far a set of token representations is from collapsing onto a single token. |
+| experiments and results | `results` | 129 | What the experiments return: small dataclasses of numpy arrays that say what they are. |
+|  | `exp_telephone` | 167 | Chapter 1's experiments — the telephone game: products of Jacobians vanish or explode. |
+|  | `exp_attention` | 319 | Chapter 2's experiments — highway 1, self-attention: one step between any two tokens, and where it ends. |
+|  | `exp_residual` | 176 | Chapter 3's experiments — highway 2, residual connections: the identity lane, and how loud the branch is. |
+|  | `exp_norms` | 213 | Chapter 4's experiments, part 1 — highway 3, normalization: what a norm does (exp_placement: where it stands). |
+|  | `exp_placement` | 169 | Chapter 4's experiments, part 2 — where the norm stands: Pre-LN vs Post-LN (exp_norms: what a norm does). |
+|  | `experiments` | 24 | Every experiment of the course, by chapter (an index: the code lives in the exp_* modules). |
+| drawing and interaction | `style` | 191 | The course's visual language: one colour per role, log axes that read as plain numbers, white figures. |
+|  | `figures` | 253 | The course's figures, each drawn by ONE piece of code that the notebook and the live explorer both call. |
+|  | `charts` | 226 | The remaining figures of chapters 2–4, on the same CurveFigure as gradlib.figures (one drawing per figure). |
+|  | `diagrams` | 143 | The articles' two pictures, drawn with matplotlib patches (no diagram script from another host). |
+|  | `report` | 66 | Results as text: orders of magnitude, the checked facts of a chapter, and tables in Markdown. |
+|  | `controls` | 124 | The controls of an explorer, described without ipywidgets (built only when a live explorer needs them). |
+|  | `explorer` | 230 | A live explorer: controls → compute(**values) (cached) → the figure redrawn in place → a PNG in an Image. |
+|  | `static` | 220 | The kernel-free twin of an explorer, for the static site: every grid point pre-rendered, swapped by inline JS. |
+|  | `explorers` | 207 | The chapters' explorers: which controls, which experiment they call, which figure they redraw. |
 """
-from gradlib import attention, blocks, experiments, norms, plotting, probes, rnn, widgets
-from gradlib.attention import SelfAttention, softmax_jacobian, scores_jacobian, weights_jacobian
-from gradlib.blocks import DeepMLP, TransformerBlock, TransformerStack, attention_stack, torch_encoder_stack
-from gradlib.norms import LayerNorm, RMSNorm, TokenBatchNorm, make_norm
-from gradlib.probes import (
-    grad_through_time,
-    jacobian_top_singular_values,
-    layer_grad_norms,
-    layer_stats,
-    position_grad_norms,
-    rank_collapse,
-)
-from gradlib.rnn import VanillaRNN
 
-__version__ = "0.1.0"
+from gradlib.attention import scores_jacobian, softmax_jacobian, weights_jacobian
+from gradlib.discovery import find_layers
+from gradlib.geometry import rank_collapse, token_cosine_similarity
+from gradlib.jacobians import grad_through_time, position_grad_norms, source_grad_norms
+from gradlib.mlp import DeepMLP
+from gradlib.multihead import SelfAttention
+from gradlib.norms import LayerNorm, RMSNorm, TokenBatchNorm, make_norm
+from gradlib.probes import layer_grad_norms, layer_stats, param_grad_norms, projection_loss
+from gradlib.reference import torch_encoder_stack
+from gradlib.results import Curve, CurveSet, DepthProfile
+from gradlib.rnn import VanillaRNN
+from gradlib.spectra import jacobian_top_singular_values
+from gradlib.transformer import TransformerBlock, TransformerStack, attention_stack, deepnorm_constants
+
+__version__ = "0.2.0"
 
 __all__ = [
-    # modules
-    "attention", "blocks", "experiments", "norms", "plotting", "probes", "rnn", "widgets",
-    # attention
+    # attention and its Jacobians
     "SelfAttention", "softmax_jacobian", "scores_jacobian", "weights_jacobian",
     # models
-    "DeepMLP", "TransformerBlock", "TransformerStack", "attention_stack", "torch_encoder_stack", "VanillaRNN",
-    "LayerNorm", "RMSNorm", "TokenBatchNorm", "make_norm",
+    "DeepMLP", "TransformerBlock", "TransformerStack", "attention_stack", "deepnorm_constants",
+    "torch_encoder_stack", "VanillaRNN", "LayerNorm", "RMSNorm", "TokenBatchNorm", "make_norm",
     # probes
-    "layer_grad_norms", "grad_through_time", "position_grad_norms", "jacobian_top_singular_values",
-    "rank_collapse", "layer_stats",
+    "layer_grad_norms", "param_grad_norms", "projection_loss", "layer_stats", "find_layers", "grad_through_time",
+    "position_grad_norms", "source_grad_norms", "jacobian_top_singular_values", "rank_collapse",
+    "token_cosine_similarity",
+    # results
+    "Curve", "CurveSet", "DepthProfile",
 ]

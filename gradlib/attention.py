@@ -23,6 +23,8 @@ saturates and its Jacobian, hence the gradient reaching Q and K, vanishes.
 Masks follow torch.nn.functional.scaled_dot_product_attention's boolean ``attn_mask``: True = may attend.
 A query row with *no* allowed key is rejected with ValueError: its softmax is 0/0. (PyTorch has answered that
 case with NaN in some versions and with a row of zeros in others; neither should pass silently.)
+So is a NaN or ±inf in a tensor argument (ValueError naming it): a NaN going in would look like one the math made.
+The multi-head nn.Module built on :func:`attention` is :class:`gradlib.multihead.SelfAttention`.
 """
 
 from __future__ import annotations
@@ -33,8 +35,7 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 import torch
-from torch import Tensor, nn
-from torch.nn.utils import skip_init
+from torch import Tensor
 
 from gradlib import checks
 
@@ -51,7 +52,6 @@ __all__ = [
     "softmax_jacobian",
     "scores_jacobian",
     "weights_jacobian",
-    "SelfAttention",
 ]
 
 
@@ -123,7 +123,13 @@ class AttentionResult:
 
 
 def attention(
-    q: Tensor, k: Tensor, v: Tensor, *, scale: Scale = "sqrt_dk", mask: Optional[Tensor] = None
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    scale: Scale = "sqrt_dk",
+    mask: Optional[Tensor] = None,
+    check_finite: bool = True,
 ) -> AttentionResult:
     """Scaled dot-product attention, one equation per line.
 
@@ -136,10 +142,12 @@ def attention(
         scale: "sqrt_dk" (s = 1/√d_k), "none" (s = 1) or a temperature τ > 0 (s = 1/τ).
         mask: optional bool tensor broadcastable to (..., T, S); True = may attend (the convention of
             F.scaled_dot_product_attention's bool attn_mask). A row with no True raises ValueError.
+        check_finite: refuse NaN/inf in q, k, v. A model calling this on every forward (SelfAttention) passes
+            False: inside a deep stack an overflow is a result to measure, and the check costs a device sync.
     """
-    checks.tensor(q, "q", min_dim=2, floating=True)
-    checks.tensor(k, "k", min_dim=2, floating=True)
-    checks.tensor(v, "v", min_dim=2, floating=True)
+    checks.tensor(q, "q", min_dim=2, floating=True, finite=check_finite)
+    checks.tensor(k, "k", min_dim=2, floating=True, finite=check_finite)
+    checks.tensor(v, "v", min_dim=2, floating=True, finite=check_finite)
     _check_scale(scale)
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"q and k must share the last dimension d_k; got q {tuple(q.shape)}, k {tuple(k.shape)}")
@@ -184,9 +192,9 @@ def self_attention(
         w_v: (d_model, d_v) projection.
         scale, mask: as in :func:`attention`.
     """
-    checks.tensor(x, "x", min_dim=2, floating=True)
+    checks.tensor(x, "x", min_dim=2, floating=True, finite=True)
     for name, w in (("w_q", w_q), ("w_k", w_k), ("w_v", w_v)):
-        checks.tensor(w, name, min_dim=2, floating=True)
+        checks.tensor(w, name, min_dim=2, floating=True, finite=True)
         if w.dim() != 2 or w.shape[0] != x.shape[-1]:
             raise ValueError(
                 f"{name} must have shape (d_model, d) with d_model = x.shape[-1] = {x.shape[-1]}; "
@@ -210,7 +218,7 @@ def softmax_jacobian(p: Tensor) -> Tensor:
     Returns:
         (..., S, S)
     """
-    checks.tensor(p, "p", min_dim=1, floating=True)
+    checks.tensor(p, "p", min_dim=1, floating=True, finite=True)
     return torch.diag_embed(p) - p.unsqueeze(-1) * p.unsqueeze(-2)  # (..., S, S)
 
 
@@ -227,14 +235,14 @@ def scores_jacobian(q: Union[Tensor, int], k: Tensor, scale: Scale = "sqrt_dk") 
         (T, S, T, d_k), laid out like torch.autograd.functional.jacobian(lambda q: s*q@k.T, q).
     """
     if isinstance(q, Tensor):
-        checks.tensor(q, "q", min_dim=2, floating=True)
+        checks.tensor(q, "q", min_dim=2, floating=True, finite=True)
         if q.dim() != 2:
             raise ValueError(f"q must be unbatched, shape (T, d_k); got {tuple(q.shape)}")
         n_queries = q.shape[0]
     else:
         checks.positive_int(q, "q (the number of query rows T)")
         n_queries = int(q)
-    checks.tensor(k, "k", min_dim=2, floating=True)
+    checks.tensor(k, "k", min_dim=2, floating=True, finite=True)
     if k.dim() != 2:
         raise ValueError(f"k must be unbatched, shape (S, d_k); got {tuple(k.shape)}")
     if isinstance(q, Tensor) and q.shape[1] != k.shape[1]:
@@ -261,138 +269,9 @@ def weights_jacobian(
     Returns:
         (..., T, S, d_k): entry [i, j, c] = ∂P_ij/∂Q_ic.
     """
-    result = attention(q, k, k[..., :1], scale=scale, mask=mask)  # only the weights are needed
+    checks.tensor(q, "q", min_dim=2, floating=True, finite=True)
+    checks.tensor(k, "k", min_dim=2, floating=True, finite=True)
+    result = attention(q, k, k[..., :1], scale=scale, mask=mask)  # only the weights are needed: V = any (S, 1)
     s = score_scale(q.shape[-1], scale)
     j_softmax = softmax_jacobian(result.weights)  # (..., T, S, S)
     return j_softmax @ k.unsqueeze(-3) * s  # (..., T, S, d_k)
-
-
-# ------------------------------------------------------------------------------------------------ module
-class SelfAttention(nn.Module):
-    """Multi-head self-attention written out: project, split heads, attend, merge heads, project out.
-
-    Z = concat_h(softmax(s·Q_h K_hᵀ) V_h) W_Oᵀ + b_O, with Q = X W_Qᵀ + b_Q (nn.Linear) and s = 1/√d_head.
-
-    Default init: Xavier-uniform for each (d_model × d_model) projection, biases 0. Xavier gives each square
-    map Var(W) = 1/d_model, which keeps activation and gradient variance through it (Glorot & Bengio 2010,
-    chapter 1) and is the init Dong et al. 2021 use for their rank-collapse experiments. It differs from two
-    PyTorch defaults on purpose: nn.Linear's U[±1/√d] (Var = 1/(3d), the "old" init that vanishes), and
-    nn.MultiheadAttention, which applies Xavier to the *packed* (3d × d) in-projection, so each of W_Q, W_K,
-    W_V gets Var = 2/(4d) = 1/(2d). :meth:`copy_from_torch` copies any such weights exactly.
-
-    Args:
-        d_model: token width; must be divisible by n_heads.
-        n_heads: number of heads, each of width d_head = d_model / n_heads.
-        scale: score scale per head, as in :func:`attention` ("sqrt_dk" uses d_head).
-        bias: whether the four projections have biases.
-        seed: seed of a local torch.Generator for the init.
-        generator: a torch.Generator to draw the init from (wins over seed); lets a stack draw
-            independent layers from one stream. With neither, torch's global RNG is used, as nn.Linear does.
-        device, dtype: of the parameters.
-    """
-
-    def __init__(
-        self,
-        d_model: int,
-        n_heads: int = 1,
-        *,
-        scale: Scale = "sqrt_dk",
-        bias: bool = True,
-        seed: Optional[int] = None,
-        generator: Optional[torch.Generator] = None,
-        device: Optional[Union[str, torch.device]] = None,
-        dtype: Optional[torch.dtype] = None,
-    ) -> None:
-        checks.heads(d_model, n_heads)
-        _check_scale(scale)
-        if seed is not None:
-            checks.seed(seed)
-        checks.generator(generator)
-        super().__init__()
-        self.d_model = int(d_model)
-        self.n_heads = int(n_heads)
-        self.d_head = self.d_model // self.n_heads
-        self.scale = scale
-        factory = {"device": "cpu" if device is None else device, "dtype": dtype}
-        # skip_init: nn.Linear's own init would draw from (and advance) the global RNG for nothing.
-        self.w_q = skip_init(nn.Linear, d_model, d_model, bias=bias, **factory)
-        self.w_k = skip_init(nn.Linear, d_model, d_model, bias=bias, **factory)
-        self.w_v = skip_init(nn.Linear, d_model, d_model, bias=bias, **factory)
-        self.w_o = skip_init(nn.Linear, d_model, d_model, bias=bias, **factory)
-        if generator is None and seed is not None:
-            generator = torch.Generator(device="cpu").manual_seed(int(seed))
-        self.reset_parameters(generator)
-
-    def reset_parameters(self, generator: Optional[torch.Generator] = None) -> None:
-        """Xavier-uniform weights, zero biases (see the class docstring for why)."""
-        with torch.no_grad():
-            for lin in (self.w_q, self.w_k, self.w_v, self.w_o):
-                # Draw on the CPU generator, then copy: the init is the same numbers on every device.
-                w = torch.empty(lin.weight.shape, dtype=lin.weight.dtype)
-                nn.init.xavier_uniform_(w, generator=generator)
-                lin.weight.copy_(w)
-                if lin.bias is not None:
-                    lin.bias.zero_()
-
-    def _split_heads(self, t: Tensor) -> Tensor:
-        return t.unflatten(-1, (self.n_heads, self.d_head)).transpose(-3, -2)  # (..., h, T, d_head)
-
-    def _merge_heads(self, t: Tensor) -> Tensor:
-        return t.transpose(-3, -2).flatten(-2)  # (..., T, d_model)
-
-    def forward(
-        self, x: Tensor, mask: Optional[Tensor] = None, *, return_weights: bool = False
-    ) -> Union[Tensor, tuple[Tensor, Tensor]]:
-        """Z = W_O · merge(attention(split(W_Q x), split(W_K x), split(W_V x))).
-
-        Args:
-            x: tokens (B, T, d_model) (or unbatched (T, d_model)).
-            mask: bool, True = may attend: (T, T), (B, T, T) or (B, n_heads, T, T).
-            return_weights: also return the attention weights P, (B, n_heads, T, T).
-        """
-        checks.tensor(x, "x", min_dim=2, floating=True)
-        if x.shape[-1] != self.d_model:
-            raise ValueError(f"x must have last dimension d_model={self.d_model}; got shape {tuple(x.shape)}")
-        if mask is not None and isinstance(mask, Tensor) and mask.dim() == 3:
-            mask = mask.unsqueeze(-3)  # (B, 1, T, T): the same mask for every head
-        q = self._split_heads(self.w_q(x))  # (B, h, T, d_head)
-        k = self._split_heads(self.w_k(x))  # (B, h, T, d_head)
-        v = self._split_heads(self.w_v(x))  # (B, h, T, d_head)
-        heads = attention(q, k, v, scale=self.scale, mask=mask)
-        z = self.w_o(self._merge_heads(heads.output))  # (B, T, d_model)
-        return (z, heads.weights) if return_weights else z
-
-    def copy_from_torch(self, mha: nn.MultiheadAttention) -> None:
-        """Copy nn.MultiheadAttention's weights: packed in_proj (rows W_Q; W_K; W_V) and out_proj.
-
-        Outputs then match mha(x, x, x) when mha has dropout=0 (and batch_first=True for (B, T, d) inputs).
-
-        Args:
-            mha: with embed_dim == d_model, num_heads == n_heads, the same bias setting, no bias_k/bias_v.
-        """
-        if not isinstance(mha, nn.MultiheadAttention):
-            raise ValueError(f"mha must be an nn.MultiheadAttention; got {type(mha).__name__}")
-        if mha.embed_dim != self.d_model or mha.num_heads != self.n_heads:
-            raise ValueError(
-                f"mha must have embed_dim={self.d_model} and num_heads={self.n_heads}; "
-                f"got embed_dim={mha.embed_dim}, num_heads={mha.num_heads}"
-            )
-        if mha.in_proj_weight is None:
-            raise ValueError("mha must use a packed in_proj_weight (kdim = vdim = embed_dim)")
-        if mha.bias_k is not None or mha.add_zero_attn:
-            raise ValueError("mha must not use add_bias_kv or add_zero_attn")
-        has_bias = self.w_q.bias is not None
-        if (mha.in_proj_bias is not None) != has_bias:
-            raise ValueError(f"mha must have bias={has_bias} like this module")
-        with torch.no_grad():
-            for lin, w in zip((self.w_q, self.w_k, self.w_v), mha.in_proj_weight.chunk(3, dim=0)):
-                lin.weight.copy_(w)
-            if has_bias:
-                for lin, b in zip((self.w_q, self.w_k, self.w_v), mha.in_proj_bias.chunk(3, dim=0)):
-                    lin.bias.copy_(b)
-            self.w_o.weight.copy_(mha.out_proj.weight)
-            if has_bias:
-                self.w_o.bias.copy_(mha.out_proj.bias)
-
-    def extra_repr(self) -> str:
-        return f"d_model={self.d_model}, n_heads={self.n_heads}, scale={self.scale!r}"

@@ -25,6 +25,7 @@ __all__ = ["LayerNorm", "RMSNorm", "TokenBatchNorm", "NORM_KINDS", "make_norm"]
 
 
 def _check_input(x: object, d: int) -> None:
+    # Type and width only, no finiteness: a norm runs on every forward, where an overflow is a result.
     checks.tensor(x, "x")
     if x.dim() < 1 or x.shape[-1] != d:
         raise ValueError(f"x must have last dimension d={d}; got shape {tuple(x.shape)}")
@@ -52,6 +53,7 @@ class LayerNorm(nn.Module):
     ) -> None:
         checks.positive_int(d, "d")
         checks.finite(eps, "eps", positive=True)
+        checks.boolean(affine, "affine")
         super().__init__()
         self.d, self.eps, self.affine = int(d), float(eps), bool(affine)
         if self.affine:
@@ -94,6 +96,7 @@ class RMSNorm(nn.Module):
     ) -> None:
         checks.positive_int(d, "d")
         checks.finite(eps, "eps", positive=True)
+        checks.boolean(affine, "affine")
         super().__init__()
         self.d, self.eps, self.affine = int(d), float(eps), bool(affine)
         if self.affine:
@@ -140,6 +143,7 @@ class TokenBatchNorm(nn.Module):
             isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1
         ):
             raise ValueError(f"momentum must be a number in [0, 1] or None; got {momentum!r}")
+        checks.boolean(affine, "affine")
         super().__init__()
         self.d = int(d)
         self.bn = nn.BatchNorm1d(self.d, eps=eps, momentum=momentum, affine=affine, device=device, dtype=dtype)

@@ -7,8 +7,8 @@ With the identity activation and W_hh = ρ·Q (Q orthogonal, so every singular v
 is ρ^(T−t)·(orthogonal), hence ‖∂h_T/∂h_t‖₂ = ρ^(T−t) exactly: it vanishes for ρ < 1, explodes for ρ > 1
 (Pascanu, Mikolov & Bengio 2013). With tanh, |tanh′| ≤ 1 only shrinks each factor further.
 
-Every random number comes from a local ``torch.Generator`` seeded by ``seed``, drawn in float64 and then cast,
-so the same seed gives the same weights in every dtype and the global RNG is never touched.
+Every random number comes from a local generator seeded by ``seed`` (:mod:`gradlib.draws`), drawn in float64
+and then cast, so the same seed gives the same weights in every dtype and the global RNG is never touched.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Optional, Union
 import torch
 from torch import Tensor, nn
 
-from gradlib import checks
+from gradlib import checks, draws
 
 RNN_ACTIVATIONS = ("tanh", "identity")
 
@@ -27,15 +27,6 @@ __all__ = ["RNN_ACTIVATIONS", "VanillaRNN", "orthogonal_with_radius"]
 
 
 # ------------------------------------------------------------------------------------------------- weights
-def _orthogonal(d: int, rho: float, generator: torch.Generator) -> Tensor:
-    """ρ·Q with Q Haar-random orthogonal, in float64, drawn from `generator`."""
-    a = torch.randn(d, d, generator=generator, dtype=torch.float64)  # (d, d)
-    q, r = torch.linalg.qr(a)
-    # QR's Q alone is not uniformly distributed: fixing the signs of diag(R) to + makes it Haar (Mezzadri 2007).
-    signs = torch.where(torch.diagonal(r) < 0, -1.0, 1.0).to(torch.float64)  # (d,)
-    return rho * (q * signs)  # (d, d)
-
-
 def orthogonal_with_radius(d: int, rho: float, *, seed: int = 0, dtype: torch.dtype = torch.float32) -> Tensor:
     """A random d×d matrix whose singular values (and eigenvalue moduli) all equal ρ.
 
@@ -53,8 +44,7 @@ def orthogonal_with_radius(d: int, rho: float, *, seed: int = 0, dtype: torch.dt
     checks.finite(rho, "rho", nonnegative=True)
     checks.seed(seed)
     checks.floating_dtype(dtype)
-    generator = torch.Generator(device="cpu").manual_seed(int(seed))
-    return _orthogonal(int(d), float(rho), generator).to(dtype)
+    return draws.orthogonal(int(d), float(rho), draws.generator(seed)).to(dtype)
 
 
 # -------------------------------------------------------------------------------------------------- module
@@ -104,18 +94,14 @@ class VanillaRNN(nn.Module):
         self.spectral_radius = None if spectral_radius is None else float(spectral_radius)
         self.act = nn.Tanh() if activation == "tanh" else nn.Identity()
 
-        generator = torch.Generator(device="cpu").manual_seed(int(seed))
+        g = draws.generator(seed)  # one stream, in this order: W_hh, W_xh, b
         bound = 1.0 / math.sqrt(self.d_hidden)
-
-        def uniform(*shape: int) -> Tensor:
-            return (2.0 * torch.rand(*shape, generator=generator, dtype=torch.float64) - 1.0) * bound
-
         if self.spectral_radius is None:
-            w_hh = uniform(self.d_hidden, self.d_hidden)
+            w_hh = draws.uniform((self.d_hidden, self.d_hidden), bound, g)
         else:
-            w_hh = _orthogonal(self.d_hidden, self.spectral_radius, generator)
-        w_xh = uniform(self.d_hidden, self.d_input)
-        b = uniform(self.d_hidden)
+            w_hh = draws.orthogonal(self.d_hidden, self.spectral_radius, g)
+        w_xh = draws.uniform((self.d_hidden, self.d_input), bound, g)
+        b = draws.uniform((self.d_hidden,), bound, g)
         factory = {"dtype": dtype, "device": device}
         self.w_hh = nn.Parameter(w_hh.to(**factory))  # (d_h, d_h)
         self.w_xh = nn.Parameter(w_xh.to(**factory))  # (d_h, d_in)

@@ -1,16 +1,14 @@
-"""gradlib.attention against autograd, gradcheck, F.scaled_dot_product_attention and nn.MultiheadAttention."""
+"""gradlib.attention against autograd, gradcheck and F.scaled_dot_product_attention; non-finite inputs refused."""
 
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.autograd.functional import jacobian
 
 from gradlib.attention import (
     AttentionResult,
-    SelfAttention,
     attention,
     score_scale,
     scores_jacobian,
@@ -153,66 +151,6 @@ def test_weights_jacobian_with_mask_and_batch_matches_autograd():
         torch.testing.assert_close(got[b], torch.stack([full[i, :, i, :] for i in range(4)]))
 
 
-# ---------------------------------------------------------------------------------------------- SelfAttention
-@pytest.mark.parametrize("n_heads", [1, 4])
-@pytest.mark.parametrize("use_mask", [False, True])
-def test_self_attention_module_matches_torch_multihead_attention(n_heads, use_mask):
-    d, t = 8, 5
-    torch.manual_seed(0)  # nn.MultiheadAttention draws its init from the global RNG; fixed for reproducibility
-    mha = nn.MultiheadAttention(d, n_heads, dropout=0.0, batch_first=True, dtype=DT)
-    with torch.no_grad():  # non-zero biases, so that copying them is tested too
-        mha.in_proj_bias.copy_(randn(3 * d, seed=5))
-        mha.out_proj.bias.copy_(randn(d, seed=6))
-    ours = SelfAttention(d, n_heads, seed=1, dtype=DT)
-    ours.copy_from_torch(mha)
-    mask = causal(t) if use_mask else None
-    x_torch = randn(3, t, d, seed=7).requires_grad_()
-    x_ours = x_torch.detach().clone().requires_grad_()
-    expected, _ = mha(x_torch, x_torch, x_torch, attn_mask=None if mask is None else ~mask)  # torch: True = blocked
-    got = ours(x_ours, mask=mask)
-    torch.testing.assert_close(got, expected)
-    r = randn(3, t, d, seed=8)
-    (expected * r).sum().backward()
-    (got * r).sum().backward()
-    torch.testing.assert_close(x_ours.grad, x_torch.grad)
-
-
-def test_self_attention_module_per_batch_mask_matches_torch():
-    d, t, h = 8, 4, 2
-    torch.manual_seed(0)
-    mha = nn.MultiheadAttention(d, h, dropout=0.0, batch_first=True, dtype=DT)
-    ours = SelfAttention(d, h, dtype=DT, seed=0)
-    ours.copy_from_torch(mha)
-    mask = torch.stack([causal(t), causal(t).T])  # (B, T, T)
-    x = randn(2, t, d, seed=3)
-    expected, _ = mha(x, x, x, attn_mask=(~mask).repeat_interleave(h, dim=0))  # torch wants (B·h, T, T)
-    torch.testing.assert_close(ours(x, mask=mask), expected)
-
-
-def test_self_attention_returns_weights_of_every_head_on_request():
-    ours = SelfAttention(8, 4, dtype=DT, seed=0)
-    z, p = ours(randn(2, 5, 8, seed=1), return_weights=True)
-    assert z.shape == (2, 5, 8) and p.shape == (2, 4, 5, 5)
-    torch.testing.assert_close(p.sum(-1), torch.ones(2, 4, 5, dtype=DT))
-
-
-def test_self_attention_init_is_seeded_xavier_with_zero_bias():
-    a, b, c = SelfAttention(64, 4, seed=3), SelfAttention(64, 4, seed=3), SelfAttention(64, 4, seed=4)
-    assert torch.equal(a.w_q.weight, b.w_q.weight)
-    assert not torch.equal(a.w_q.weight, c.w_q.weight)
-    assert not torch.equal(a.w_q.weight, a.w_k.weight)  # the four projections are drawn independently
-    for lin in (a.w_q, a.w_k, a.w_v, a.w_o):
-        assert torch.count_nonzero(lin.bias) == 0
-        assert lin.weight.abs().max() <= math.sqrt(6 / 128)  # Xavier bound √(6/(n_in+n_out))
-        assert lin.weight.var().item() == pytest.approx(1 / 64, rel=0.15)  # Var = 2/(n_in+n_out)
-
-
-def test_self_attention_init_leaves_global_rng_untouched():
-    state = torch.random.get_rng_state()
-    SelfAttention(16, 2, seed=0)
-    assert torch.equal(state, torch.random.get_rng_state())
-
-
 # ---------------------------------------------------------------------------------------------- bad inputs
 @pytest.mark.parametrize("bad", ["foo", "sqrt", -1.0, 0.0, float("inf"), float("nan"), True, None])
 def test_bad_scale_raises_value_error_naming_scale(bad):
@@ -221,8 +159,6 @@ def test_bad_scale_raises_value_error_naming_scale(bad):
         attention(q, q, q, scale=bad)
     with pytest.raises(ValueError, match="scale"):
         score_scale(4, bad)
-    with pytest.raises(ValueError, match="scale"):
-        SelfAttention(4, scale=bad)
 
 
 def test_bad_shapes_raise_value_error_naming_the_argument():
@@ -265,18 +201,56 @@ def test_fully_masked_row_raises_instead_of_returning_nan():
         attention(q, q, q, mask=mask)
 
 
-def test_bad_module_arguments_raise_value_error_naming_them():
-    with pytest.raises(ValueError, match="n_heads"):
-        SelfAttention(6, 4)
-    with pytest.raises(ValueError, match="d_model"):
-        SelfAttention(0)
-    with pytest.raises(ValueError, match="seed"):
-        SelfAttention(4, seed="0")
-    with pytest.raises(ValueError, match="x must"):
-        SelfAttention(4)(randn(2, 3, 5))
-    with pytest.raises(ValueError, match="mha must have embed_dim"):
-        SelfAttention(8, 2).copy_from_torch(nn.MultiheadAttention(8, 4))
-    with pytest.raises(ValueError, match="mha must have bias"):
-        SelfAttention(8, 2, bias=False).copy_from_torch(nn.MultiheadAttention(8, 2))
-    with pytest.raises(ValueError, match="mha must be"):
-        SelfAttention(8, 2).copy_from_torch(nn.Linear(8, 8))
+# ---------------------------------------------------------------------------------------------- non-finite
+def _with(t, value, index=(1, 0)):
+    """A copy of t with one entry set to `value` (NaN or ±inf)."""
+    t = t.clone()
+    t[index] = value
+    return t
+
+
+BAD_VALUES = [float("nan"), float("inf"), float("-inf")]
+
+
+@pytest.mark.parametrize("value", BAD_VALUES, ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("name", ["q", "k", "v"])
+def test_attention_refuses_a_non_finite_input_naming_it(name, value):
+    args = {"q": randn(3, 2, seed=1), "k": randn(4, 2, seed=2), "v": randn(4, 5, seed=3)}
+    args[name] = _with(args[name], value)
+    with pytest.raises(ValueError, match=rf"^{name} must be finite \(no NaN or inf\); got 1 non-finite entries, "
+                                         r"the first at index \(1, 0\)"):
+        attention(**args)
+
+
+def test_attention_without_the_finite_check_lets_nan_through_as_a_result():
+    q, k, v = randn(3, 2, seed=1), randn(4, 2, seed=2), randn(4, 5, seed=3)
+    r = attention(_with(q, float("nan")), k, v, check_finite=False)  # what a model's forward does
+    assert torch.isnan(r.output[1]).all() and torch.isfinite(r.output[[0, 2]]).all()
+
+
+@pytest.mark.parametrize("value", BAD_VALUES, ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("name", ["x", "w_q", "w_k", "w_v"])
+def test_self_attention_refuses_non_finite_tokens_or_weights_naming_them(name, value):
+    args = {"x": randn(5, 4, seed=1), "w_q": randn(4, 3, seed=2), "w_k": randn(4, 3, seed=3),
+            "w_v": randn(4, 2, seed=4)}
+    args[name] = _with(args[name], value)
+    with pytest.raises(ValueError, match=rf"^{name} must be finite"):
+        self_attention(args["x"], args["w_q"], args["w_k"], args["w_v"])
+
+
+@pytest.mark.parametrize("value", BAD_VALUES, ids=["nan", "inf", "-inf"])
+def test_softmax_jacobian_refuses_non_finite_probabilities_naming_p(value):
+    p = torch.softmax(randn(2, 5, seed=1), -1)
+    with pytest.raises(ValueError, match=r"^p must be finite"):
+        softmax_jacobian(_with(p, value))
+
+
+@pytest.mark.parametrize("value", BAD_VALUES, ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("name", ["q", "k"])
+def test_scores_and_weights_jacobians_refuse_non_finite_queries_or_keys_naming_them(name, value):
+    args = {"q": randn(3, 2, seed=1), "k": randn(4, 2, seed=2)}
+    args[name] = _with(args[name], value)
+    with pytest.raises(ValueError, match=rf"^{name} must be finite"):
+        scores_jacobian(args["q"], args["k"])
+    with pytest.raises(ValueError, match=rf"^{name} must be finite"):
+        weights_jacobian(args["q"], args["k"])

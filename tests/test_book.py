@@ -263,3 +263,22 @@ def test_sync_tool_rewrites_a_stale_install_cell_in_place(tmp_path: Path):
     assert len(nb.cells) == 2
     assert "example.org" not in nb.cells[0].source
     assert run_sync_tool("--check", str(path)).returncode == 0
+
+
+# --- executed notebooks ------------------------------------------------------------------------------
+
+DRAWING_CALL = re.compile(r"\b(figures|charts)\.plot_\w+\(|\bdiagrams\.draw_\w+\(")
+
+
+def test_every_cell_that_draws_a_figure_was_saved_with_its_picture():
+    # A figure made by gradlib but never shown (e.g. interactive mode switched off behind the notebook's back)
+    # leaves the cell without output: the site would silently lose the figure.
+    missing = []
+    for path in book_notebooks():
+        nb = nbformat.read(path, as_version=4)
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code" or not DRAWING_CALL.search(cell.source):
+                continue
+            if not any("image/png" in out.get("data", {}) for out in cell.get("outputs", [])):
+                missing.append(f"{path.name} cell {i}")
+    assert not missing, "cells that draw a figure but were saved without one (re-execute them):\n" + "\n".join(missing)

@@ -124,6 +124,16 @@ def test_layer_and_rms_norm_outputs_have_unit_rms():
     torch.testing.assert_close(RMSNorm(16, eps=1e-12, affine=False)(x).pow(2).mean(-1), torch.ones(3, dtype=DT))
 
 
+@pytest.mark.parametrize("cls", [LayerNorm, RMSNorm, TokenBatchNorm])
+def test_norms_do_not_check_their_input_for_nan(cls):
+    x = randn(2, 3, 8, seed=2)
+    x[1, 2, 5] = float("nan")
+    norm = cls(8, dtype=DT).eval()  # eval: BatchNorm's running statistics, so the NaN stays where it is
+    y = norm(x)  # no ValueError: inside a stack an overflow is a result to measure
+    assert torch.isnan(y[1, 2, 5])
+    assert torch.isfinite(y[0]).all() and torch.isfinite(y[1, :2]).all()
+
+
 # ---------------------------------------------------------------------------------------------- make_norm
 def test_make_norm_builds_each_kind():
     expected = {"layer": LayerNorm, "rms": RMSNorm, "batch": TokenBatchNorm, "none": nn.Identity}
@@ -156,6 +166,12 @@ def test_bad_eps_raises_value_error_naming_eps(bad):
     for cls in (LayerNorm, RMSNorm, TokenBatchNorm):
         with pytest.raises(ValueError, match="eps"):
             cls(4, eps=bad)
+
+
+@pytest.mark.parametrize("cls", [LayerNorm, RMSNorm, TokenBatchNorm])
+def test_bad_affine_raises_value_error_naming_affine(cls):
+    with pytest.raises(ValueError, match="affine"):
+        cls(4, affine="no")
 
 
 def test_bad_momentum_and_inputs_raise_value_error_naming_them():

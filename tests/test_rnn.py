@@ -1,5 +1,6 @@
 """Tests for gradlib.rnn: the vanilla RNN and its ρ^(T−t) gradient law."""
 
+import hashlib
 import math
 
 import pytest
@@ -9,6 +10,16 @@ from torch import nn
 from gradlib.rnn import VanillaRNN, orthogonal_with_radius
 
 F64 = torch.float64
+
+
+def _checksum(obj) -> str:
+    """First 16 hex digits of the sha256 of a module's state dict (names, dtypes, shapes, bytes) or a tensor."""
+    h = hashlib.sha256()
+    for name, t in obj.state_dict().items() if isinstance(obj, nn.Module) else [("", obj)]:
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def _jacobian_through_time(rnn: VanillaRNN, h_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -119,6 +130,37 @@ def test_rnn_same_seed_identical_weights_different_seed_different():
     for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters()):
         assert torch.equal(pa, pb)
         assert not torch.equal(pa, pc)
+
+
+def test_rnn_weights_are_w_hh_w_xh_b_drawn_in_turn_from_one_generator():
+    d_h, d_in = 5, 3
+    rnn = VanillaRNN(d_h, d_in, seed=6, dtype=F64)
+    g, bound = torch.Generator().manual_seed(6), 1 / math.sqrt(d_h)
+    for p in (rnn.w_hh, rnn.w_xh, rnn.b):  # re-derived by hand: (2·U[0, 1) − 1)·b in float64
+        assert torch.equal(p, (2.0 * torch.rand(p.shape, generator=g, dtype=F64) - 1.0) * bound)
+
+
+def test_float32_rnn_holds_the_float64_weights_rounded():
+    a, b = VanillaRNN(6, 2, spectral_radius=0.8, seed=1), VanillaRNN(6, 2, spectral_radius=0.8, seed=1, dtype=F64)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert pa.dtype == torch.float32 and torch.equal(pa, pb.float())
+
+
+# Computed from HEAD's gradlib/rnn.py (before draws.py) for seeds 0, 1, 123: the numbers must not change.
+HEAD_WEIGHTS = {
+    "rnn_uniform": (lambda s: VanillaRNN(6, 3, seed=s),
+                    ("1d410a0aebcd4da9", "d7a9920c3b3a63c5", "359f4c96b6dac126")),
+    "rnn_orthogonal_f64": (lambda s: VanillaRNN(6, 3, spectral_radius=0.9, seed=s, dtype=F64),
+                           ("8bfc1e439d2798f0", "3b943c6615c1157c", "3e723f1994d4866d")),
+    "orthogonal_with_radius": (lambda s: orthogonal_with_radius(5, 1.1, seed=s),
+                               ("b11ce45cc02d7b25", "d73236b117ad9dd8", "ee1bb10ca58f8f3c")),
+}
+
+
+@pytest.mark.parametrize("config", list(HEAD_WEIGHTS))
+def test_weights_are_bit_for_bit_those_before_the_split(config):
+    build, expected = HEAD_WEIGHTS[config]
+    assert tuple(_checksum(build(s)) for s in (0, 1, 123)) == expected
 
 
 def test_rnn_construction_leaves_global_rng_untouched():

@@ -1,0 +1,143 @@
+"""The articles' two pictures, drawn with matplotlib patches (no diagram script from another host).
+
+    draw_relay_vs_group_call          recurrence as a relay of phone calls vs attention as one group call
+    draw_mountain_road_vs_expressway  a plain stack (one winding road) vs a residual stack (an express lane)
+"""
+
+from __future__ import annotations
+
+import matplotlib as mpl
+import numpy as np
+from matplotlib import patches
+from matplotlib.axes import Axes
+
+from gradlib.style import ROLE_COLORS, new_axes, style
+
+__all__ = ["draw_relay_vs_group_call", "draw_mountain_road_vs_expressway"]
+
+COLORS = {**ROLE_COLORS, "text": "#222222"}
+
+
+def _box(ax: Axes, x: float, y: float, text: str, color: str, *, w: float = 0.78, h: float = 0.5,
+         fill_alpha: float = 0.18, fontsize: float = 9.0) -> patches.FancyBboxPatch:
+    fill = mpl.colors.to_rgba(color, fill_alpha)
+    box = patches.FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.1",
+                                 facecolor=fill, edgecolor=color, linewidth=1.5, zorder=3)
+    ax.add_patch(box)
+    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, color=COLORS["text"], zorder=4)
+    return box
+
+
+def _arrow(ax: Axes, start: tuple[float, float], end: tuple[float, float], color: str, *, lw: float = 1.6,
+           alpha: float = 1.0, rad: float = 0.0, style_: str = "-|>", ls: str = "-") -> patches.FancyArrowPatch:
+    arrow = patches.FancyArrowPatch(start, end, arrowstyle=style_, mutation_scale=11, color=color,
+                                    linewidth=lw, alpha=alpha, linestyle=ls, zorder=2,
+                                    connectionstyle=f"arc3,rad={rad}", shrinkA=0, shrinkB=0)
+    ax.add_patch(arrow)
+    return arrow
+
+
+def _diagram_axes(ax: Axes | None, xlim: tuple[float, float], ylim: tuple[float, float],
+                  figsize: tuple[float, float]) -> Axes:
+    ax = new_axes(ax, figsize)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return ax
+
+
+def draw_relay_vs_group_call(ax: Axes | None = None, *, n_tokens: int = 5) -> Axes:
+    """Diagram: recurrence as a relay of phone calls vs attention as one group call.
+
+    path from token 1 to token n: n − 1 hand-offs in an RNN, 1 hop in self-attention
+    Args:
+        ax: axes to draw on (a new 10×4 figure when None); n_tokens: tokens on each side (3…8).
+    """
+    if not 3 <= n_tokens <= 8:
+        raise ValueError(f"n_tokens must be between 3 and 8; got {n_tokens!r}")
+    with style():
+        ax = _diagram_axes(ax, (0.0, 11.0), (0.0, 4.4), (10.0, 4.0))
+        base, att = COLORS["baseline"], COLORS["attention"]
+        # left: a relay — each hand-off passes on a fainter message
+        ax.text(2.6, 4.15, "Recurrence: a relay of phone calls", ha="center", va="center", fontsize=11,
+                color=base, weight="bold")
+        xs = np.linspace(0.55, 4.65, n_tokens)
+        y = 2.4
+        for i, x in enumerate(xs):
+            _box(ax, x, y, f"token {i + 1}", base, w=0.78, fill_alpha=0.30 * (1 - i / n_tokens) + 0.04,
+                 fontsize=8)
+            if i:
+                _arrow(ax, (xs[i - 1] + 0.40, y), (x - 0.40, y), base, alpha=1.0 - 0.7 * i / n_tokens)
+        ax.annotate("", xy=(xs[-1], 1.55), xytext=(xs[0], 1.55),
+                    arrowprops=dict(arrowstyle="<->", color=COLORS["reference"], lw=1.0))
+        ax.text(2.6, 1.2, f"token 1 reaches token {n_tokens} after {n_tokens - 1} hand-offs",
+                ha="center", va="center", fontsize=8.5)
+        ax.text(2.6, 0.75, "path length grows with n: O(n) — the gradient is multiplied at every step",
+                ha="center", va="center", fontsize=7.5, color=COLORS["theory"])
+        # right: a group call — every pair is connected directly
+        cx, cy, r = 8.3, 2.2, 1.35
+        ax.text(cx, 4.15, "Attention: one group call", ha="center", va="center", fontsize=11, color=att,
+                weight="bold")
+        angles = np.pi / 2 + 2 * np.pi * np.arange(n_tokens) / n_tokens
+        pts = np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], axis=1)
+        for i in range(n_tokens):
+            for j in range(i + 1, n_tokens):
+                ax.plot(pts[[i, j], 0], pts[[i, j], 1], color=att, alpha=0.55, linewidth=1.3, zorder=1)
+        for i, (x, y_) in enumerate(pts):
+            _box(ax, x, y_, f"{i + 1}", att, w=0.5, h=0.42, fill_alpha=0.22, fontsize=8.5)
+        ax.text(cx, 0.38, "every token hears every other directly: path length O(1)", ha="center",
+                va="center", fontsize=8.5)
+    return ax
+
+
+def draw_mountain_road_vs_expressway(ax: Axes | None = None, *, n_layers: int = 4) -> Axes:
+    """Diagram: a plain stack (one winding road through every layer) vs a residual stack (skip lanes).
+
+    plain: ∂y/∂x = Π_l J_l ; residual: ∂x_{l+1}/∂x_l = I + J_l, the identity lane never narrows
+    Args:
+        ax: axes to draw on (a new 9×5 figure when None); n_layers: layers drawn in each stack (2…6).
+    """
+    if not 2 <= n_layers <= 6:
+        raise ValueError(f"n_layers must be between 2 and 6; got {n_layers!r}")
+    with style():
+        ax = _diagram_axes(ax, (0.0, 10.0), (-1.35, n_layers + 2.5), (9.0, 5.2))
+        base, res = COLORS["baseline"], COLORS["residual"]
+        top = n_layers + 1
+        for cx, color, heading in ((2.5, base, "Plain stack: a mountain road"),
+                                   (7.3, res, "Residual stack: an expressway")):
+            ax.text(cx, top + 1.0, heading, ha="center", va="center", fontsize=11, color=color,
+                    weight="bold")
+            _box(ax, cx, 0, "input x", COLORS["reference"], w=1.6, h=0.5, fill_alpha=0.15)
+            _box(ax, cx, top, "output", COLORS["reference"], w=1.6, h=0.5, fill_alpha=0.15)
+        # left: the only road zig-zags through every layer, hairpin after hairpin
+        cx = 2.5
+        stops = [(cx, 0.0)] + [(cx + (0.75 if level % 2 else -0.75), float(level))
+                               for level in range(1, n_layers + 1)] + [(cx, float(top))]
+        for level in range(1, n_layers + 1):
+            _box(ax, stops[level][0], level, f"layer {level}", base, w=1.3, h=0.5)
+        for (x0, y0), (x1, y1) in zip(stops[:-1], stops[1:]):
+            _arrow(ax, (x0, y0 + 0.26), (x1, y1 - 0.26), base, lw=1.8, rad=0.3 if x1 > x0 else -0.3)
+        ax.text(cx, -0.75, "the gradient must pass every layer:", ha="center", va="center", fontsize=8.5)
+        ax.text(cx, -1.12, r"$\partial y/\partial x = J_L \cdots J_2 J_1$", ha="center", va="center",
+                fontsize=9.5, color=base)
+        # right: each layer is a side road f(x); the skip lane carries x straight past it to ⊕
+        cx = 7.3
+        lane_x, f_x = cx + 0.6, cx - 0.55
+        below = 0.25  # where the lane leaves the input box
+        for level in range(1, n_layers + 1):
+            plus_y = level + 0.45
+            _box(ax, f_x, level, f"f{level}", res, w=1.0, h=0.5)
+            ax.add_patch(patches.Circle((lane_x, plus_y), 0.14, facecolor="white", edgecolor=res,
+                                        linewidth=1.3, zorder=4))
+            ax.text(lane_x, plus_y, "+", ha="center", va="center", fontsize=9, color=res, zorder=5)
+            _arrow(ax, (lane_x, below), (lane_x, plus_y - 0.14), res, lw=3.0)               # skip lane
+            _arrow(ax, (lane_x, below + 0.1), (f_x + 0.2, level - 0.26), res, lw=1.0, alpha=0.7)  # into f
+            _arrow(ax, (f_x + 0.2, level + 0.26), (lane_x - 0.14, plus_y), res, lw=1.0, alpha=0.7)  # f back
+            below = plus_y + 0.14
+        _arrow(ax, (lane_x, below), (lane_x, top - 0.26), res, lw=3.0)
+        ax.text(lane_x + 0.22, 0.62, "skip\nlane", fontsize=7.5, color=res, ha="left", va="center")
+        ax.text(cx, -0.75, "every ⊕ keeps an identity lane:", ha="center", va="center", fontsize=8.5)
+        ax.text(cx, -1.12, r"$\partial x_{l+1}/\partial x_l = I + J_l$", ha="center", va="center",
+                fontsize=9.5, color=res)
+    return ax

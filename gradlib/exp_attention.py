@@ -1,0 +1,319 @@
+"""Chapter 2's experiments — highway 1, self-attention: one step between any two tokens, and where it ends.
+
+    path_lengths         RNN: ∂h_n/∂x_1 has n − 1 factors (O(n) path); attention: x_1 enters y_n in one step
+    rank_collapse_depth  pure attention averages tokens into one: r(H_l) → 0 doubly exponentially (Dong 2021)
+    qk_gradients         under collapse ∇W_Q = ∇W_K = 0 (Noci 2022); 1/√L-scaled skips keep them alive
+    softmax_saturation   J = diag(p) − ppᵀ → 0 when q·k has variance d_k and the scores are not scaled
+
+Measured through gradlib.jacobians, gradlib.geometry and gradlib.probes; results are gradlib.results types.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence, Union
+
+import numpy as np
+import torch
+
+from gradlib import checks, draws
+from gradlib.attention import score_scale, softmax_jacobian, weights_jacobian
+from gradlib.geometry import rank_collapse, token_cosine_similarity
+from gradlib.jacobians import source_grad_norms
+from gradlib.multihead import SelfAttention
+from gradlib.probes import layer_stats, param_grad_norms
+from gradlib.results import CurveSet, curve
+from gradlib.rnn import VanillaRNN
+from gradlib.transformer import attention_stack
+
+__all__ = [
+    "COLLAPSE_VARIANTS", "PathLengths", "RankCollapse", "QKGradients", "SoftmaxSaturation",
+    "path_lengths", "rank_collapse_depth", "qk_gradients", "softmax_saturation", "scale_key",
+]
+
+Device = Union[str, torch.device]
+
+# key -> (label, role, residual?, depth-scaled branch?)
+COLLAPSE_VARIANTS = {
+    "attention": ("attention only", "baseline", False, False),
+    "skip": ("with skip connections", "residual", True, False),
+    "scaled": ("skips, branch 1/√L", "scaled", True, True),
+}
+
+
+# ------------------------------------------------------------------------------------------- path lengths
+@dataclass(frozen=True)
+class PathLengths(CurveSet):
+    """‖∂y_n/∂x_1‖_F against the distance n − 1: curve "rnn" (baseline) and "attention" (one layer)."""
+
+    seq_len: int
+    rho: float  # the RNN's measured spectral radius max |λ(W_hh)|
+    causal: bool
+
+    @property
+    def distance(self) -> np.ndarray:
+        return self.curves[0].x.astype(np.int64)
+
+    @property
+    def rnn(self) -> np.ndarray:
+        return self["rnn"].y
+
+    @property
+    def attention(self) -> np.ndarray:
+        return self["attention"].y
+
+
+def path_lengths(
+    seq_len: int = 32,
+    rho: Union[float, None] = None,
+    d: int = 32,
+    n_sequences: int = 8,
+    input_scale: float = 1.0,
+    causal: bool = True,
+    seed: int = 0,
+    device: Device = "cpu",
+    dtype: torch.dtype = torch.float64,
+) -> PathLengths:
+    """How much output n feels input 1: ‖∂y_n/∂x_1‖_F for a tanh RNN and for one self-attention layer.
+
+    RNN: ∂h_n/∂x_1 = ∏_{s=2}^{n} diag(tanh′) W_hh · diag(tanh′) W_xh (n − 1 factors); attention: y_n = Σ_j p_nj v_j W_O.
+
+    Args:
+        seq_len: T; distances n − 1 = 0..T−1.
+        rho: the RNN's spectral radius (ρ·orthogonal), or None for nn.RNN's U[±1/√d] (radius ≈ 1/√3).
+        d: width of tokens and hidden state.
+        n_sequences: norms are averaged over this many random sequences (N, T, d).
+        input_scale: tokens are input_scale · N(0, 1), the same for both models.
+        causal: mask attention so that y_n sees x_1..x_n only, as a recurrent net does.
+        seed: seeds both inits and (separately) the inputs.
+        device, dtype: float64 by default (the RNN's gradients reach 1e-20).
+    """
+    seq_len = checks.positive_int(seq_len, "seq_len")
+    if rho is not None:
+        rho = checks.finite(rho, "rho", nonnegative=True)  # named as here, not as VanillaRNN's spectral_radius
+    d = checks.positive_int(d, "d")  # not VanillaRNN's d_hidden
+    n_sequences = checks.positive_int(n_sequences, "n_sequences")
+    input_scale = checks.finite(input_scale, "input_scale", nonnegative=True)
+    checks.boolean(causal, "causal")
+    device = checks.device(device)
+    rnn = VanillaRNN(d, d, activation="tanh", spectral_radius=rho, seed=seed, dtype=dtype, device=device)
+    attn = SelfAttention(d, 1, seed=seed, dtype=dtype, device=device)
+    xs = input_scale * draws.randn((n_sequences, seq_len, d), draws.data_generator(seed), dtype, device)  # (N, T, d)
+    mask = torch.ones(seq_len, seq_len, dtype=torch.bool, device=device).tril() if causal else None  # True = may attend
+    radius = torch.linalg.eigvals(rnn.w_hh.detach().cpu().double()).abs().max().item()
+    distance = np.arange(seq_len)
+    rnn_norms = source_grad_norms(rnn, xs, source=0).norms.mean(axis=0)  # (T,)
+    attn_norms = source_grad_norms(lambda h: attn(h, mask), xs, source=0).norms.mean(axis=0)
+    return PathLengths(
+        curves=(curve("rnn", "RNN (relay of calls)", "baseline", distance, rnn_norms),
+                curve("attention", "attention (group call)", "attention", distance, attn_norms)),
+        seq_len=seq_len, rho=radius, causal=causal)
+
+
+# ------------------------------------------------------------------------------------------- rank collapse
+@dataclass(frozen=True)
+class RankCollapse(CurveSet):
+    """r(H_l) = ‖H_l − 1h̄ᵀ‖_F/‖H_l‖_F after each layer (x = layer 0 = the input), one curve per variant."""
+
+
+def _variants(variants: Sequence[str]) -> list[str]:
+    keys = checks.sequence(variants, "variants")
+    for v in keys:
+        checks.choice(v, "every entry of variants", tuple(COLLAPSE_VARIANTS))
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"variants must not repeat; got {variants!r}")
+    return keys
+
+
+def rank_collapse_depth(
+    depth: int = 12,
+    n_tokens: int = 16,
+    d: int = 32,
+    n_heads: int = 1,
+    variants: Sequence[str] = ("attention", "skip"),
+    seed: int = 0,
+    device: Device = "cpu",
+    dtype: torch.dtype = torch.float64,
+) -> RankCollapse:
+    """Distance from rank one after each layer of a pure-attention stack, with and without skip connections.
+
+    r(H) = ‖H − 1 h̄ᵀ‖_F / ‖H‖_F; without skips r(H_l) falls doubly exponentially (Dong et al. 2021).
+
+    Args:
+        depth, d, n_heads: the stack, as in gradlib.transformer.attention_stack (Xavier init, no FFN, no norm).
+        n_tokens: tokens per sequence T ≥ 2; inputs x ~ N(0, 1), shape (1, T, d).
+        variants: keys of COLLAPSE_VARIANTS: "attention" (x_{l+1} = attn(x_l)), "skip" (x_l + attn(x_l)),
+            "scaled" (x_l + attn(x_l)/√L, Noci et al. 2022). Every stack has the same weights and input.
+        seed, device, dtype: float64 by default — float32 stops resolving r near 1e−7.
+    """
+    keys = _variants(variants)
+    depth = checks.positive_int(depth, "depth")  # before 1/√depth, and named as here (not n_layers)
+    n_tokens = checks.integer(n_tokens, "n_tokens", minimum=2)
+    d, n_heads = checks.heads(d, n_heads, d_name="d")  # before x is drawn with width d
+    device = checks.device(device)
+    checks.floating_dtype(dtype)  # before x is drawn in it
+    x = draws.randn((1, n_tokens, d), draws.data_generator(checks.seed(seed)), dtype, device)  # (1, T, d)
+    curves = []
+    for key in keys:
+        label, role, residual, scaled = COLLAPSE_VARIANTS[key]
+        model = attention_stack(depth, d, n_heads, residual=residual, branch_scale=1 / math.sqrt(depth) if scaled
+                                else 1.0, seed=seed, dtype=dtype, device=device)
+        r = np.concatenate([[rank_collapse(x)], layer_stats(model, x).rank_collapse])
+        curves.append(curve(key, label, role, np.arange(depth + 1), r))
+    return RankCollapse(curves=tuple(curves))
+
+
+@dataclass(frozen=True)
+class QKGradients(CurveSet):
+    """‖∇W_Q‖/‖∇W_V‖ at one layer against depth (curves), and the output tokens' cosine similarity."""
+
+    cosine: CurveSet
+    layer: str  # where the ratio was measured: "last", "first" or a 1-based index
+
+
+def qk_gradients(
+    depths: Sequence[int] = (1, 2, 4, 8, 16),
+    n_tokens: int = 16,
+    d: int = 32,
+    n_heads: int = 1,
+    layer: Union[str, int] = "last",
+    seed: int = 0,
+    device: Device = "cpu",
+    dtype: torch.dtype = torch.float64,
+) -> QKGradients:
+    """‖∇W_Q‖/‖∇W_V‖ of one layer of a pure-attention stack vs depth, without and with depth-scaled skips.
+
+    X = 1xᵀ ⇒ equal scores ⇒ (diag(p) − ppᵀ)·const = 0 ⇒ ∇W_Q = ∇W_K = 0 (Noci et al. 2022, Thm 3.2).
+
+    Which layer: the collapse is in the layers' *inputs*, so it shows deep in the stack ("last", the default);
+    at the first layer (random input tokens) the ratio drifts from ≈ 0.8 to ≈ 0.3–0.6, never toward 0.
+
+    Args:
+        depths: stack depths L, (D,).
+        n_tokens: tokens per sequence; inputs x ~ N(0, 1), shape (1, T, d), the same for every depth.
+        d, n_heads: the stacks' width and heads.
+        layer: "last", "first", or a 1-based index ≤ min(depths).
+        seed: the same weights for both variants; the loss is probes.projection_loss (⟨y, r⟩, r fixed).
+        device, dtype: float64 by default (the collapsed ratio reaches 1e-18).
+    """
+    depth_list = checks.int_list(depths, "depths")
+    n_tokens = checks.integer(n_tokens, "n_tokens", minimum=2)
+    if isinstance(layer, str):
+        checks.choice(layer, "layer", ("first", "last"))
+    elif checks.integer(layer, "layer", minimum=1) > min(depth_list):
+        raise ValueError(f"layer must be 'first', 'last' or a 1-based index <= min(depths) = {min(depth_list)}; "
+                         f"got {layer!r}")
+    d, n_heads = checks.heads(d, n_heads, d_name="d")  # before x is drawn with width d
+    device = checks.device(device)
+    checks.floating_dtype(dtype)  # before x is drawn in it
+    x = draws.randn((1, n_tokens, d), draws.data_generator(checks.seed(seed)), dtype, device)  # (1, T, d)
+    ratios: dict[str, list[float]] = {"attention": [], "scaled": []}
+    cosine: dict[str, list[float]] = {"attention": [], "scaled": []}
+    for L in depth_list:
+        index = 0 if layer == "first" else L - 1 if layer == "last" else int(layer) - 1
+        for key in ratios:
+            scaled = key == "scaled"
+            model = attention_stack(L, d, n_heads, residual=scaled, branch_scale=1 / math.sqrt(L) if scaled else 1.0,
+                                    seed=seed, dtype=dtype, device=device)
+            attn = model.layers[index].attn
+            grads = param_grad_norms(model, x, {"w_q": attn.w_q.weight, "w_v": attn.w_v.weight})
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratios[key].append(float(np.float64(grads.norms[0]) / np.float64(grads.norms[1])))
+            with torch.no_grad():
+                cosine[key].append(token_cosine_similarity(model(x)))
+
+    def curves(values: dict[str, list[float]]) -> tuple:
+        return tuple(curve(k, COLLAPSE_VARIANTS[k][0], COLLAPSE_VARIANTS[k][1], depth_list, v)
+                     for k, v in values.items())
+
+    return QKGradients(curves=curves(ratios), cosine=CurveSet(curves(cosine)), layer=str(layer))
+
+
+# ----------------------------------------------------------------------------------------- softmax saturation
+def scale_key(scale: Union[str, float]) -> str:
+    """A score scale as a curve key: "sqrt_dk", "none", or "tau=2" for a temperature τ = 2."""
+    return scale if isinstance(scale, str) else f"tau={float(scale):g}"
+
+
+_SCALE_NAMES = {"sqrt_dk": ("scaled by 1/√d_k", "attention"), "none": ("unscaled", "baseline")}
+
+
+@dataclass(frozen=True)
+class SoftmaxSaturation:
+    """Softmax saturation against d_k, one curve per score scale in each of three measures."""
+
+    saturated_fraction: CurveSet  # fraction of rows with max p > threshold
+    jacobian_norm: CurveSet  # mean ‖diag(p) − ppᵀ‖₂ over rows
+    query_grad_norm: CurveSet  # mean ‖∂p_i/∂q_i‖_F = ‖(diag(p_i) − p_i p_iᵀ) K s‖_F over rows
+    threshold: float
+
+    @property
+    def d_k(self) -> np.ndarray:
+        return self.saturated_fraction.curves[0].x.astype(np.int64)
+
+
+def softmax_saturation(
+    d_ks: Sequence[int] = (16, 64, 256, 1024),
+    scales: Sequence[Union[str, float]] = ("sqrt_dk", "none"),
+    n_rows: int = 512,
+    n_keys: int = 32,
+    threshold: float = 0.99,
+    seed: int = 0,
+    device: Device = "cpu",
+    dtype: torch.dtype = torch.float64,
+) -> SoftmaxSaturation:
+    """How often the softmax saturates, and how small its Jacobian gets, as d_k grows — with and without 1/√d_k.
+
+    q·k with i.i.d. N(0, 1) entries has variance d_k; P = softmax(s·q Kᵀ); J = diag(p) − p pᵀ; ∂p/∂q = J K s.
+
+    The claim of the scale is about saturation and the softmax Jacobian: query_grad_norm carries the factor s
+    itself, so with s = 1/√d_k it is not automatically larger than without scaling.
+
+    Args:
+        d_ks: key/query widths d_k, (K,).
+        scales: score scales as in gradlib.attention: "sqrt_dk", "none" or a temperature τ > 0.
+        n_rows: query rows (each row is one softmax over the keys); n_keys: keys S per softmax.
+        threshold: a row counts as saturated when max p > threshold, 0 < threshold < 1.
+        seed: seeds q and k; the same q, k for every scale.
+        device, dtype: float64 by default.
+    """
+    dk_list = checks.int_list(d_ks, "d_ks")
+    scale_list = checks.sequence(scales, "scales")
+    for scale in scale_list:
+        try:
+            score_scale(1, scale)
+        except ValueError:
+            raise ValueError("every entry of scales must be 'sqrt_dk', 'none' or a positive float temperature; "
+                             f"got {scale!r}") from None
+    keys = [scale_key(s) for s in scale_list]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"scales must not repeat; got {scales!r}")
+    n_rows = checks.positive_int(n_rows, "n_rows")
+    n_keys = checks.positive_int(n_keys, "n_keys")
+    threshold = checks.finite(threshold, "threshold", positive=True)
+    if threshold >= 1.0:
+        raise ValueError(f"threshold must be in (0, 1); got {threshold!r}")
+    device = checks.device(device)
+    checks.floating_dtype(dtype)  # before q, k are drawn in it
+
+    gen = draws.data_generator(checks.seed(seed))
+    frac = {k: [] for k in keys}
+    jnorm = {k: [] for k in keys}
+    qgrad = {k: [] for k in keys}
+    for d_k in dk_list:
+        q = draws.randn((n_rows, d_k), gen, dtype, device)  # (N, d_k)
+        k = draws.randn((n_keys, d_k), gen, dtype, device)  # (S, d_k)
+        for key, scale in zip(keys, scale_list):
+            s = score_scale(d_k, scale)  # ValueError naming `scale` for a bad entry
+            p = torch.softmax(q @ k.T * s, dim=-1)  # (N, S)
+            frac[key].append((p.max(dim=-1).values > threshold).double().mean().item())
+            jnorm[key].append(torch.linalg.eigvalsh(softmax_jacobian(p))[..., -1].mean().item())  # J is symmetric PSD
+            qgrad[key].append(weights_jacobian(q, k, scale).flatten(1).norm(dim=1).mean().item())
+
+    def curves(values: dict[str, list[float]]) -> CurveSet:
+        named = [(k, _SCALE_NAMES.get(k, (f"temperature τ = {k[4:]}", "series"))) for k in values]
+        return CurveSet(tuple(curve(k, label, role, dk_list, values[k]) for k, (label, role) in named))
+
+    return SoftmaxSaturation(saturated_fraction=curves(frac), jacobian_norm=curves(jnorm),
+                             query_grad_norm=curves(qgrad), threshold=threshold)
