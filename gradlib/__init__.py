@@ -37,6 +37,7 @@ keeps this table and the README's in step with the code.)
 |  | `explorer` | 230 | A live explorer: controls → compute(**values) (cached) → the figure redrawn in place → a PNG in an Image. |
 |  | `static` | 220 | The kernel-free twin of an explorer, for the static site: every grid point pre-rendered, swapped by inline JS. |
 |  | `explorers` | 207 | The chapters' explorers: which controls, which experiment they call, which figure they redraw. |
+|  | `exercises` | 323 | Exercises: the reader writes a small function, and a checker compares it with autograd on random inputs. |
 """
 
 from gradlib.attention import scores_jacobian, softmax_jacobian, weights_jacobian

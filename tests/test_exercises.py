@@ -104,8 +104,18 @@ def test_answers_as_numpy_arrays_and_lists_are_accepted():
     assert check_layer_jacobian(lambda w, h: layer_jacobian(w, h).requires_grad_(True) * 1)  # grad is detached
 
 
-def test_a_float32_answer_passes_at_float32_accuracy():
-    assert check_layer_jacobian(lambda w, h: layer_jacobian(w.float(), h.float()))
+def test_a_float32_answer_is_told_to_compute_in_float64():
+    verdict = check_layer_jacobian(lambda w, h: layer_jacobian(w.float(), h.float()))  # rtol 1e-6 is below float32's
+    assert not verdict and verdict.message.endswith(" Your layer_jacobian returned float32: compute in float64, "
+                                                    "like the inputs.")
+    def in_numpy_float32(w, h):
+        w, h = w.numpy().astype(np.float32), h.numpy().astype(np.float32)
+        return (1 - np.tanh(w @ h) ** 2)[:, None] * w
+    verdict = check_layer_jacobian(in_numpy_float32)
+    assert not verdict and verdict.message.endswith("like the inputs.")
+    verdict = check_layer_jacobian(lambda w, h: layer_jacobian(w, h).half())
+    assert not verdict and verdict.message.endswith("returned float16: compute in float64, like the inputs.")
+    assert check(lambda w, h: layer_jacobian(w.float(), h.float()), layer_jacobian, inputs, name="f", rtol=1e-5)
 
 
 # ------------------------------------------------------------------------------------------------ wrong values
@@ -221,13 +231,21 @@ def recorded_calls(checker, solution):
 
 
 @pytest.mark.parametrize("result, said", [
-    (None, "None (did you forget the return?)"), ("J", "a str"), ({"J": 1}, "a dict"),
-    ([[1.0, 2.0], [3.0]], "a list"), (np.array(["a"]), "an ndarray"), (torch.ones(2, dtype=torch.cfloat), "a Tensor"),
+    ("J", "a str"), ({"J": 1}, "a dict"), ([[1.0, 2.0], [3.0]], "a list"), ((1.0, "x"), "a tuple"),
+    (np.array(["a"]), "a numpy array of <U1"), (torch.ones(2, dtype=torch.cfloat), "a complex64 tensor"),
 ])
 def test_a_result_that_is_not_a_tensor_says_what_came_back(result, said):
     verdict = check_layer_jacobian(lambda w, h: result)
-    assert verdict.message == (f"Not yet: your layer_jacobian returned {said}, not a tensor: return a torch.Tensor "
-                               f"(a numpy array or a nested list of numbers also works).")
+    assert verdict.message == (f"Not yet: your layer_jacobian returned {said}, which cannot be read as a tensor "
+                               f"of real numbers: return a torch.Tensor (a numpy array or a nested list of numbers "
+                               f"also works).")
+
+
+def test_returning_nothing_asks_about_the_return():
+    def forgot(w, h):
+        layer_jacobian(w, h)
+    assert check_layer_jacobian(forgot).message == (
+        "Not yet: your layer_jacobian returned None: did you forget the return?")
 
 
 def test_a_non_callable_answer_gets_a_message():
@@ -237,7 +255,7 @@ def test_a_non_callable_answer_gets_a_message():
     assert check_softmax_jacobian(None).message == (
         "Not yet: softmax_jacobian should be a function (def softmax_jacobian(a): ...); you passed None.")
     verdict = check_layernorm_backward(torch.zeros(4))
-    assert "you passed a Tensor. Pass the function itself" in verdict.message and verdict.trials == 0
+    assert "you passed a float32 tensor. Pass the function itself" in verdict.message and verdict.trials == 0
 
 
 def test_an_answer_that_raises_gets_a_message_not_a_traceback():

@@ -26,7 +26,7 @@ LAYERS: dict[str, list[str]] = {
     "experiments and results": ["results", "exp_telephone", "exp_attention", "exp_residual", "exp_norms",
                                 "exp_placement", "experiments"],
     "drawing and interaction": ["style", "figures", "charts", "diagrams", "report", "controls", "explorer",
-                                "static", "explorers"],
+                                "static", "explorers", "exercises"],
 }
 
 
