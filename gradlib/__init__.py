@@ -12,7 +12,7 @@ keeps this table and the README's in step with the code.)
 |  | `multihead` | 160 | Multi-head self-attention as an nn.Module: project, split into heads, attend, merge, project out. |
 |  | `norms` | 193 | Normalization layers written out as their formulas: LayerNorm, RMSNorm, and BatchNorm over tokens. |
 |  | `mlp` | 210 | Deep fully connected stacks, where gradients vanish or explode, and the skip connection that keeps them flowing. |
-|  | `transformer` | 327 | The Transformer block with every highway switchable, and stacks of N independently drawn blocks. |
+|  | `transformer` | 332 | The Transformer block with every highway switchable, and stacks of N independently drawn blocks. |
 |  | `transformer_init` | 144 | The init schemes of a Transformer block: PyTorch's encoder-layer init, Xavier, and DeepNet's. |
 |  | `reference` | 106 | Reference models built from PyTorch's own layers, to check gradlib's Transformer against. |
 |  | `rnn` | 158 | A vanilla recurrent network: the long path that attention and residuals shorten. |
@@ -22,16 +22,16 @@ keeps this table and the README's in step with the code.)
 |  | `spectra` | 140 | Jacobian spectra: the k largest singular values of a model's input–output Jacobian, exact or converged. |
 |  | `geometry` | 77 | Token geometry: how far a set of token representations is from collapsing onto a single token. |
 | experiments and results | `results` | 129 | What the experiments return: small dataclasses of numpy arrays that say what they are. |
-|  | `exp_telephone` | 167 | Chapter 1's experiments — the telephone game: products of Jacobians vanish or explode. |
-|  | `exp_attention` | 319 | Chapter 2's experiments — highway 1, self-attention: one step between any two tokens, and where it ends. |
-|  | `exp_residual` | 176 | Chapter 3's experiments — highway 2, residual connections: the identity lane, and how loud the branch is. |
+|  | `exp_telephone` | 337 | Chapter 1's experiments — the telephone game: products of Jacobians vanish or explode. |
+|  | `exp_attention` | 339 | Chapter 2's experiments — highway 1, self-attention: one step between any two tokens, and where it ends. |
+|  | `exp_residual` | 316 | Chapter 3's experiments — highway 2, residual connections: the identity lane, and how loud the branch is. |
 |  | `exp_norms` | 213 | Chapter 4's experiments, part 1 — highway 3, normalization: what a norm does (exp_placement: where it stands). |
-|  | `exp_placement` | 169 | Chapter 4's experiments, part 2 — where the norm stands: Pre-LN vs Post-LN (exp_norms: what a norm does). |
-|  | `experiments` | 24 | Every experiment of the course, by chapter (an index: the code lives in the exp_* modules). |
+|  | `exp_placement` | 261 | Chapter 4's experiments, part 2 — where the norm stands: Pre-LN vs Post-LN (exp_norms: what a norm does). |
+|  | `experiments` | 42 | Every experiment of the course, by chapter (an index: the code lives in the exp_* modules). |
 | drawing and interaction | `style` | 191 | The course's visual language: one colour per role, log axes that read as plain numbers, white figures. |
-|  | `figures` | 253 | The course's figures, each drawn by ONE piece of code that the notebook and the live explorer both call. |
-|  | `charts` | 226 | The remaining figures of chapters 2–4, on the same CurveFigure as gradlib.figures (one drawing per figure). |
-|  | `diagrams` | 143 | The articles' two pictures, drawn with matplotlib patches (no diagram script from another host). |
+|  | `figures` | 269 | The course's figures, each drawn by ONE piece of code that the notebook and the live explorer both call. |
+|  | `charts` | 263 | The remaining figures of chapters 2–4, on the same CurveFigure as gradlib.figures (one drawing per figure). |
+|  | `diagrams` | 202 | The course's diagrams, drawn with matplotlib patches (no diagram script from another host). |
 |  | `report` | 66 | Results as text: orders of magnitude, the checked facts of a chapter, and tables in Markdown. |
 |  | `controls` | 124 | The controls of an explorer, described without ipywidgets (built only when a live explorer needs them). |
 |  | `explorer` | 230 | A live explorer: controls → compute(**values) (cached) → the figure redrawn in place → a PNG in an Image. |

@@ -9,6 +9,7 @@
     PrePostFigure         PrePostSweep        last block's ‖∇W_2‖ against L (seeds as dots, ∝ 1/√L dashed), ‖x_L‖,
                                               or ‖∇W_2‖ of every block of the deepest stack
     plot_norm_table       NormComparison      a table: max |Δ output| per test and norm
+    plot_attention_weights  (T, S) weights    a heat map of P = softmax(A): query rows, key columns, numbers in cells
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from gradlib.results import curve
 
 __all__ = ["QKFigure", "SaturationFigure", "SpectrumFigure", "StreamFigure", "ActivationFigure", "PrePostFigure",
            "plot_qk_gradients", "plot_softmax_saturation", "plot_residual_scale", "plot_stream_norms",
-           "plot_activation_stats", "plot_pre_post", "plot_norm_table"]
+           "plot_activation_stats", "plot_pre_post", "plot_norm_table", "plot_attention_weights"]
 
 
 class QKFigure(CurveFigure):
@@ -224,3 +225,39 @@ def plot_norm_table(result: Any, ax: Optional[Axes] = None, *, title: Optional[s
         ax.set_title("Max |change of the output|  (0 = unaffected)" if title is None else title)
     return ax
 
+
+
+def plot_attention_weights(weights: Any, tokens: Any = None, ax: Optional[Axes] = None, *,
+                           keys: Any = None, title: Optional[str] = None, digits: int = 2) -> Axes:
+    """Attention weights P as a heat map: row i = query token i, column j = key token j, P_ij written in the cell.
+
+    Args:
+        weights: (T, S) array or tensor, rows of a softmax (entries in [0, 1]).
+        tokens: T query labels (default "1", "2", …); keys: S key labels (default: tokens when S == T).
+        ax: axes to draw on (a new figure when None); title: None for the default; digits: decimals shown.
+    """
+    p = np.asarray(weights.detach().cpu() if hasattr(weights, "detach") else weights, dtype=np.float64)
+    if p.ndim != 2 or not np.all(np.isfinite(p)) or p.min() < 0 or p.max() > 1:
+        raise ValueError(f"weights must be a finite (T, S) array with entries in [0, 1]; got shape {p.shape}")
+    rows = [str(t) for t in tokens] if tokens is not None else [str(i + 1) for i in range(p.shape[0])]
+    cols = [str(t) for t in keys] if keys is not None else rows if p.shape[0] == p.shape[1] else \
+        [str(j + 1) for j in range(p.shape[1])]
+    for name, labels, n in (("tokens", rows, p.shape[0]), ("keys", cols, p.shape[1])):
+        if len(labels) != n:
+            raise ValueError(f"{name} must have {n} labels, one per {'row' if name == 'tokens' else 'column'}; "
+                             f"got {len(labels)}")
+    cmap = mpl.colors.LinearSegmentedColormap.from_list("weights", ["#FFFFFF", gs.ROLE_COLORS["attention"]])
+    with gs.style():
+        ax = gs.new_axes(ax, (0.75 * p.shape[1] + 2.2, 0.65 * p.shape[0] + 1.2))
+        ax.imshow(p, cmap=cmap, vmin=0.0, vmax=1.0)
+        ax.grid(False)
+        for (i, j), v in np.ndenumerate(p):
+            ax.text(j, i, f"{v:.{digits}f}", ha="center", va="center", fontsize=9,
+                    color="white" if v > 0.6 else gs.COLORS["text"])
+        ax.set_xticks(range(p.shape[1]), cols)
+        ax.set_yticks(range(p.shape[0]), rows)
+        ax.tick_params(length=0)
+        ax.set_xlabel("key j (attended to)")
+        ax.set_ylabel("query i (attending)")
+        ax.set_title("Attention weights $P_{ij}$ (each row sums to 1)" if title is None else title)
+    return ax

@@ -1,7 +1,8 @@
-"""The articles' two pictures, drawn with matplotlib patches (no diagram script from another host).
+"""The course's diagrams, drawn with matplotlib patches (no diagram script from another host).
 
     draw_relay_vs_group_call          recurrence as a relay of phone calls vs attention as one group call
     draw_mountain_road_vs_expressway  a plain stack (one winding road) vs a residual stack (an express lane)
+    draw_transformer_block            the block the course measures: attention and FFN, each with skip and norm
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from matplotlib.axes import Axes
 
 from gradlib.style import ROLE_COLORS, new_axes, style
 
-__all__ = ["draw_relay_vs_group_call", "draw_mountain_road_vs_expressway"]
+__all__ = ["draw_relay_vs_group_call", "draw_mountain_road_vs_expressway", "draw_transformer_block"]
 
-COLORS = {**ROLE_COLORS, "text": "#222222"}
+COLORS = {**ROLE_COLORS, "text": "#222222", "ffn": "#56B4E9"}
 
 
 def _box(ax: Axes, x: float, y: float, text: str, color: str, *, w: float = 0.78, h: float = 0.5,
@@ -140,4 +141,62 @@ def draw_mountain_road_vs_expressway(ax: Axes | None = None, *, n_layers: int = 
         ax.text(cx, -0.75, "every ⊕ keeps an identity lane:", ha="center", va="center", fontsize=8.5)
         ax.text(cx, -1.12, r"$\partial x_{l+1}/\partial x_l = I + J_l$", ha="center", va="center",
                 fontsize=9.5, color=res)
+    return ax
+
+
+def _plus(ax: Axes, x: float, y: float, color: str, r: float = 0.17) -> None:
+    ax.add_patch(patches.Circle((x, y), r, facecolor="white", edgecolor=color, linewidth=1.4, zorder=4))
+    ax.text(x, y, "+", ha="center", va="center", fontsize=10, color=color, zorder=5)
+
+
+def draw_transformer_block(ax: Axes | None = None, *, norm_position: str = "pre") -> Axes:
+    """Diagram: one Transformer block (gradlib.transformer.TransformerBlock), as the rest of the course measures it.
+
+    pre:  x ← x + Attn(LN(x));  x ← x + FFN(LN(x))      post:  x ← LN(x + Attn(x));  x ← LN(x + FFN(x))
+    Attn: W_Q, W_K, W_V → h heads of d_head = d_model/h, causal mask, W_O;  FFN: W_2·act(W_1 x), width d_ff.
+    Args:
+        ax: axes to draw on (a new 7.5×8 figure when None); norm_position: "pre" or "post" (where each LN sits).
+    """
+    if norm_position not in ("pre", "post"):
+        raise ValueError(f"norm_position must be 'pre' or 'post'; got {norm_position!r}")
+    pre = norm_position == "pre"
+    with style():
+        ax = _diagram_axes(ax, (0.0, 8.6), (-0.9, 9.4), (7.5, 8.6))
+        res, norm, ref = COLORS["residual"], COLORS["norm"], COLORS["reference"]
+        lane, bx = 6.4, 2.9  # the residual stream's x, the branches' x
+        ax.text(4.3, 9.05, f"One Transformer block ({'Pre' if pre else 'Post'}-LN)", ha="center", va="center",
+                fontsize=11.5, weight="bold", color=COLORS["text"])
+        _box(ax, lane, -0.2, "tokens x: T × d_model", ref, w=2.9, h=0.5, fill_alpha=0.15)
+        _box(ax, lane, 8.35, "to the next block (× N)", ref, w=2.9, h=0.5, fill_alpha=0.15)
+        sublayers = (("multi-head self-attention\nQ = xW_Q, K = xW_K, V = xW_V\nh heads of d_head = d_model / h\n"
+                      "causal mask: token i sees 1..i\nconcat heads, then W_O", COLORS["attention"], 1.3),
+                     ("feed-forward network (FFN)\nW_1: d_model → d_ff\nactivation (ReLU, GELU)\nW_2: d_ff → d_model",
+                      COLORS["ffn"], 1.1))
+        y, stream = 0.05, 0.05  # y: where the next box goes; stream: where the lane's last arrow ended
+        for text, color, height in sublayers:
+            split = y + 0.35
+            _arrow(ax, (lane, split), (bx + 0.4, split + 0.35), res, lw=1.0, alpha=0.7)  # the branch leaves
+            y = split + 0.35
+            if pre:
+                _box(ax, bx, y + 0.28, "LayerNorm", norm, w=2.2, h=0.46)
+                _arrow(ax, (bx, y + 0.51), (bx, y + 0.8), norm, lw=1.0)
+                y += 0.8
+            _box(ax, bx, y + height / 2, text, color, w=3.7, h=height, fontsize=8.2)
+            y += height
+            plus = y + 0.35
+            _arrow(ax, (bx + 1.85, y - 0.2), (lane - 0.17, plus), color, lw=1.0, alpha=0.8)  # the branch returns
+            _arrow(ax, (lane, stream + 0.25 if stream == 0.05 else stream), (lane, plus - 0.17), res, lw=3.0)
+            _plus(ax, lane, plus, res)
+            stream = plus + 0.17
+            if not pre:
+                _box(ax, lane, plus + 0.65, "LayerNorm", norm, w=1.8, h=0.46)
+                _arrow(ax, (lane, stream), (lane, plus + 0.42), res, lw=3.0)
+                stream = plus + 0.88
+            y = stream + 0.05
+        _arrow(ax, (lane, stream), (lane, 8.1), res, lw=3.0)
+        ax.text(lane + 0.28, 1.0, "residual\nstream", fontsize=8, color=res, ha="left", va="center")
+        foot = ("Pre-LN: the norm sits on each branch; the stream x itself is never normalised\n"
+                "(a final LayerNorm follows the last block)" if pre else
+                "Post-LN: the norm sits on the stream, after each addition")
+        ax.text(4.3, -0.7, foot, ha="center", va="center", fontsize=8.5, color=COLORS["theory"])
     return ax

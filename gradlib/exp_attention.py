@@ -4,6 +4,7 @@
     rank_collapse_depth  pure attention averages tokens into one: r(H_l) → 0 doubly exponentially (Dong 2021)
     qk_gradients         under collapse ∇W_Q = ∇W_K = 0 (Noci 2022); 1/√L-scaled skips keep them alive
     softmax_saturation   J = diag(p) − ppᵀ → 0 when q·k has variance d_k and the scores are not scaled
+    facts                the chapter's headline, re-measured for one seed: fact → bool (thresholds below)
 
 Measured through gradlib.jacobians, gradlib.geometry and gradlib.probes; results are gradlib.results types.
 """
@@ -29,16 +30,18 @@ from gradlib.transformer import attention_stack
 
 __all__ = [
     "COLLAPSE_VARIANTS", "PathLengths", "RankCollapse", "QKGradients", "SoftmaxSaturation",
-    "path_lengths", "rank_collapse_depth", "qk_gradients", "softmax_saturation", "scale_key",
+    "path_lengths", "rank_collapse_depth", "qk_gradients", "softmax_saturation", "scale_key", "facts",
 ]
 
 Device = Union[str, torch.device]
 
-# key -> (label, role, residual?, depth-scaled branch?)
+# key -> (label, role, residual?, depth-scaled branch?, LayerNorm position or None)
 COLLAPSE_VARIANTS = {
-    "attention": ("attention only", "baseline", False, False),
-    "skip": ("with skip connections", "residual", True, False),
-    "scaled": ("skips, branch 1/√L", "scaled", True, True),
+    "attention": ("attention only", "baseline", False, False, None),
+    "skip": ("with skip connections", "residual", True, False, None),
+    "scaled": ("skips, branch 1/√L", "scaled", True, True, None),
+    "pre": ("skips, Pre-LN: x + attn(LN(x))", "norm", True, False, "pre"),
+    "post": ("skips, Post-LN: LN(x + attn(x))", "baseline", True, False, "post"),
 }
 
 
@@ -55,25 +58,13 @@ class PathLengths(CurveSet):
     def distance(self) -> np.ndarray:
         return self.curves[0].x.astype(np.int64)
 
-    @property
-    def rnn(self) -> np.ndarray:
-        return self["rnn"].y
-
-    @property
-    def attention(self) -> np.ndarray:
-        return self["attention"].y
+    rnn = property(lambda self: self["rnn"].y, doc="‖∂h_n/∂x_1‖_F of the RNN, (T,)")
+    attention = property(lambda self: self["attention"].y, doc="‖∂y_n/∂x_1‖_F of one attention layer, (T,)")
 
 
 def path_lengths(
-    seq_len: int = 32,
-    rho: Union[float, None] = None,
-    d: int = 32,
-    n_sequences: int = 8,
-    input_scale: float = 1.0,
-    causal: bool = True,
-    seed: int = 0,
-    device: Device = "cpu",
-    dtype: torch.dtype = torch.float64,
+    seq_len: int = 32, rho: Union[float, None] = None, d: int = 32, n_sequences: int = 8, input_scale: float = 1.0,
+    causal: bool = True, seed: int = 0, device: Device = "cpu", dtype: torch.dtype = torch.float64,
 ) -> PathLengths:
     """How much output n feels input 1: ‖∂y_n/∂x_1‖_F for a tanh RNN and for one self-attention layer.
 
@@ -127,16 +118,11 @@ def _variants(variants: Sequence[str]) -> list[str]:
 
 
 def rank_collapse_depth(
-    depth: int = 12,
-    n_tokens: int = 16,
-    d: int = 32,
-    n_heads: int = 1,
-    variants: Sequence[str] = ("attention", "skip"),
-    seed: int = 0,
-    device: Device = "cpu",
+    depth: int = 12, n_tokens: int = 16, d: int = 32, n_heads: int = 1,
+    variants: Sequence[str] = ("attention", "skip"), seed: int = 0, device: Device = "cpu",
     dtype: torch.dtype = torch.float64,
 ) -> RankCollapse:
-    """Distance from rank one after each layer of a pure-attention stack, with and without skip connections.
+    """Distance from rank one after each layer of an attention stack: pure, with skips, with skips and norms.
 
     r(H) = ‖H − 1 h̄ᵀ‖_F / ‖H‖_F; without skips r(H_l) falls doubly exponentially (Dong et al. 2021).
 
@@ -144,7 +130,9 @@ def rank_collapse_depth(
         depth, d, n_heads: the stack, as in gradlib.transformer.attention_stack (Xavier init, no FFN, no norm).
         n_tokens: tokens per sequence T ≥ 2; inputs x ~ N(0, 1), shape (1, T, d).
         variants: keys of COLLAPSE_VARIANTS: "attention" (x_{l+1} = attn(x_l)), "skip" (x_l + attn(x_l)),
-            "scaled" (x_l + attn(x_l)/√L, Noci et al. 2022). Every stack has the same weights and input.
+            "scaled" (x_l + attn(x_l)/√L, Noci et al. 2022), "pre" (x_l + attn(LN(x_l))), "post"
+            (LN(x_l + attn(x_l))); LN has γ = 1, β = 0, no final norm. Every stack has the same attention
+            weights and input.
         seed, device, dtype: float64 by default — float32 stops resolving r near 1e−7.
     """
     keys = _variants(variants)
@@ -156,9 +144,10 @@ def rank_collapse_depth(
     x = draws.randn((1, n_tokens, d), draws.data_generator(checks.seed(seed)), dtype, device)  # (1, T, d)
     curves = []
     for key in keys:
-        label, role, residual, scaled = COLLAPSE_VARIANTS[key]
+        label, role, residual, scaled, position = COLLAPSE_VARIANTS[key]
         model = attention_stack(depth, d, n_heads, residual=residual, branch_scale=1 / math.sqrt(depth) if scaled
-                                else 1.0, seed=seed, dtype=dtype, device=device)
+                                else 1.0, norm="none" if position is None else "layer",
+                                norm_position=position or "pre", seed=seed, dtype=dtype, device=device)
         r = np.concatenate([[rank_collapse(x)], layer_stats(model, x).rank_collapse])
         curves.append(curve(key, label, role, np.arange(depth + 1), r))
     return RankCollapse(curves=tuple(curves))
@@ -173,21 +162,15 @@ class QKGradients(CurveSet):
 
 
 def qk_gradients(
-    depths: Sequence[int] = (1, 2, 4, 8, 16),
-    n_tokens: int = 16,
-    d: int = 32,
-    n_heads: int = 1,
-    layer: Union[str, int] = "last",
-    seed: int = 0,
-    device: Device = "cpu",
-    dtype: torch.dtype = torch.float64,
+    depths: Sequence[int] = (1, 2, 4, 8, 16), n_tokens: int = 16, d: int = 32, n_heads: int = 1,
+    layer: Union[str, int] = "last", seed: int = 0, device: Device = "cpu", dtype: torch.dtype = torch.float64,
 ) -> QKGradients:
     """‖∇W_Q‖/‖∇W_V‖ of one layer of a pure-attention stack vs depth, without and with depth-scaled skips.
 
     X = 1xᵀ ⇒ equal scores ⇒ (diag(p) − ppᵀ)·const = 0 ⇒ ∇W_Q = ∇W_K = 0 (Noci et al. 2022, Thm 3.2).
 
-    Which layer: the collapse is in the layers' *inputs*, so it shows deep in the stack ("last", the default);
-    at the first layer (random input tokens) the ratio drifts from ≈ 0.8 to ≈ 0.3–0.6, never toward 0.
+    The collapse is in the layers' *inputs*: it shows deep in the stack ("last"); at the first layer the ratio
+    drifts from ≈ 0.8 to ≈ 0.3–0.6, never toward 0.
 
     Args:
         depths: stack depths L, (D,).
@@ -208,8 +191,7 @@ def qk_gradients(
     device = checks.device(device)
     checks.floating_dtype(dtype)  # before x is drawn in it
     x = draws.randn((1, n_tokens, d), draws.data_generator(checks.seed(seed)), dtype, device)  # (1, T, d)
-    ratios: dict[str, list[float]] = {"attention": [], "scaled": []}
-    cosine: dict[str, list[float]] = {"attention": [], "scaled": []}
+    ratios, cosine = ({"attention": [], "scaled": []} for _ in range(2))  # key -> (D,) values
     for L in depth_list:
         index = 0 if layer == "first" else L - 1 if layer == "last" else int(layer) - 1
         for key in ratios:
@@ -252,23 +234,21 @@ class SoftmaxSaturation:
     def d_k(self) -> np.ndarray:
         return self.saturated_fraction.curves[0].x.astype(np.int64)
 
+    def crossover(self, a: str = "none", b: str = "sqrt_dk") -> Union[int, None]:
+        """The first d_k at which scale a's mean ‖J‖₂ is no longer larger than scale b's (None: never)."""
+        below = np.flatnonzero(self.jacobian_norm[a].y <= self.jacobian_norm[b].y)
+        return int(self.d_k[below[0]]) if len(below) else None
+
 
 def softmax_saturation(
-    d_ks: Sequence[int] = (16, 64, 256, 1024),
-    scales: Sequence[Union[str, float]] = ("sqrt_dk", "none"),
-    n_rows: int = 512,
-    n_keys: int = 32,
-    threshold: float = 0.99,
-    seed: int = 0,
-    device: Device = "cpu",
+    d_ks: Sequence[int] = (16, 64, 256, 1024), scales: Sequence[Union[str, float]] = ("sqrt_dk", "none"),
+    n_rows: int = 512, n_keys: int = 32, threshold: float = 0.99, seed: int = 0, device: Device = "cpu",
     dtype: torch.dtype = torch.float64,
 ) -> SoftmaxSaturation:
     """How often the softmax saturates, and how small its Jacobian gets, as d_k grows — with and without 1/√d_k.
 
     q·k with i.i.d. N(0, 1) entries has variance d_k; P = softmax(s·q Kᵀ); J = diag(p) − p pᵀ; ∂p/∂q = J K s.
-
-    The claim of the scale is about saturation and the softmax Jacobian: query_grad_norm carries the factor s
-    itself, so with s = 1/√d_k it is not automatically larger than without scaling.
+    (query_grad_norm carries s itself: with s = 1/√d_k it is not automatically larger than without.)
 
     Args:
         d_ks: key/query widths d_k, (K,).
@@ -284,23 +264,19 @@ def softmax_saturation(
         try:
             score_scale(1, scale)
         except ValueError:
-            raise ValueError("every entry of scales must be 'sqrt_dk', 'none' or a positive float temperature; "
-                             f"got {scale!r}") from None
+            raise ValueError(f"every entry of scales must be 'sqrt_dk', 'none' or a positive float temperature; got "
+                             f"{scale!r}") from None
     keys = [scale_key(s) for s in scale_list]
     if len(set(keys)) != len(keys):
         raise ValueError(f"scales must not repeat; got {scales!r}")
-    n_rows = checks.positive_int(n_rows, "n_rows")
-    n_keys = checks.positive_int(n_keys, "n_keys")
+    n_rows, n_keys = checks.positive_int(n_rows, "n_rows"), checks.positive_int(n_keys, "n_keys")
     threshold = checks.finite(threshold, "threshold", positive=True)
     if threshold >= 1.0:
         raise ValueError(f"threshold must be in (0, 1); got {threshold!r}")
     device = checks.device(device)
     checks.floating_dtype(dtype)  # before q, k are drawn in it
-
     gen = draws.data_generator(checks.seed(seed))
-    frac = {k: [] for k in keys}
-    jnorm = {k: [] for k in keys}
-    qgrad = {k: [] for k in keys}
+    frac, jnorm, qgrad = ({k: [] for k in keys} for _ in range(3))
     for d_k in dk_list:
         q = draws.randn((n_rows, d_k), gen, dtype, device)  # (N, d_k)
         k = draws.randn((n_keys, d_k), gen, dtype, device)  # (S, d_k)
@@ -317,3 +293,47 @@ def softmax_saturation(
 
     return SoftmaxSaturation(saturated_fraction=curves(frac), jacobian_norm=curves(jnorm),
                              query_grad_norm=curves(qgrad), threshold=threshold)
+
+
+# ---------------------------------------------------------------------------------------------- the headline
+SEQ_LEN, RHO, WIDTH, COLLAPSE_DEPTH = 128, 0.9, 32, 12  # the chapter's settings, and:
+QK_DEPTHS, D_KS = (1, 2, 4, 8, 16), (16, 32, 64, 128, 256, 512, 1024)
+GAP_ORDERS, RNN_LOSS, SLOPE_TOL, FLAT_TOL = 15, 1e3, 0.3, 0.25  # path lengths
+RANK_ONE, QK_DEAD, QK_FALL, QK_ALIVE, SATURATED = 1e-10, 1e-6, 1e6, 0.1, 0.5  # collapse, starvation, softmax
+
+
+def _slope(x: np.ndarray, y: np.ndarray) -> float:
+    """Slope of log y against log x (least squares): −1 for y ∝ 1/x, 0 for no trend."""
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+def facts(seed: int = 0) -> dict[str, bool]:
+    """Chapter 2's headline for one seed at the chapter's settings (thresholds: the constants above): fact → holds.
+
+    Args:
+        seed: seeds every experiment (weights and inputs); the check cell and the tests call this function.
+    """
+    seed, e = checks.seed(seed), (lambda x: f"1e{round(math.log10(x))}")  # e(1e-6) = "1e-6"
+    paths = path_lengths(seq_len=SEQ_LEN, rho=RHO, d=WIDTH, seed=seed)
+    full = path_lengths(seq_len=SEQ_LEN, rho=RHO, d=WIDTH, causal=False, seed=seed)
+    pure = rank_collapse_depth(depth=COLLAPSE_DEPTH, d=WIDTH, variants=("attention",), seed=seed)["attention"].y
+    qk = qk_gradients(depths=QK_DEPTHS, d=WIDTH, seed=seed)
+    sat = softmax_saturation(d_ks=D_KS, seed=seed)
+    rnn, attn, far, deep = paths.rnn, paths.attention, SEQ_LEN - 1, QK_DEPTHS[-1]
+    q_pure, jac, frac = qk["attention"].y, sat.jacobian_norm, sat.saturated_fraction
+    return {k: bool(v) for k, v in {
+        f"RNN > {GAP_ORDERS} orders below attention at distance {far}": attn[far] > 10.0**GAP_ORDERS * rnn[far],
+        f"RNN loses > {e(RNN_LOSS)}x from distance 8 to 32": rnn[8] > RNN_LOSS * rnn[32],
+        f"causal attention falls like 1/n (slope -1 ± {SLOPE_TOL})":
+            abs(_slope(paths.distance[4:] + 1, attn[4:]) + 1) < SLOPE_TOL,
+        f"non-causal: no trend with distance (|slope| < {FLAT_TOL})":
+            abs(_slope(full.distance[1:], full.attention[1:])) < FLAT_TOL,
+        f"pure attention: residual < {e(RANK_ONE)} at layer {COLLAPSE_DEPTH}": pure[-1] < RANK_ONE,
+        f"collapsed: last-layer Q/V < {e(QK_DEAD)} at depth {deep}": q_pure[-1] < QK_DEAD,
+        f"Q/V falls > {e(QK_FALL)}x from depth 1 to {deep}": q_pure[0] > QK_FALL * q_pure[-1],
+        f"1/sqrt(L) skips keep Q/V > {QK_ALIVE} at depth {deep}": qk["scaled"].y[-1] > QK_ALIVE,
+        f"d_k = {D_KS[-1]} unscaled: > {SATURATED:.0%} of rows saturate": frac["none"].y[-1] > SATURATED,
+        f"d_k = {D_KS[-1]} scaled: no row saturates": np.all(frac["sqrt_dk"].y == 0),
+        f"unscaled J larger at d_k = {D_KS[0]}, smaller at {D_KS[-1]}":
+            jac["none"].y[0] > jac["sqrt_dk"].y[0] and jac["none"].y[-1] < jac["sqrt_dk"].y[-1],
+    }.items()}

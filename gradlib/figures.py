@@ -26,7 +26,8 @@ from gradlib import style as gs
 from gradlib.results import Curve
 
 __all__ = ["CurveFigure", "DepthProfileFigure", "RNNFigure", "PathLengthFigure", "RankCollapseFigure",
-           "plot_depth_profiles", "plot_rnn_gradients", "plot_path_lengths", "plot_rank_collapse", "drawn"]
+           "plot_depth_profiles", "plot_rnn_gradients", "plot_path_lengths", "plot_rank_collapse", "plot_curves",
+           "drawn"]
 
 
 class CurveFigure:
@@ -136,7 +137,8 @@ class CurveFigure:
         if self.logx and lo > 0:
             self.ax.set_xlim(lo / 1.15, hi * 1.15)
         else:
-            pad = 0.5 if hi - lo < 30 else 0.03 * (hi - lo)
+            integers = bool(np.all(np.isclose(xs, np.round(xs))))  # layers, depths: half a step either side
+            pad = 0.5 if integers and hi - lo < 30 else 0.04 * (hi - lo) if hi > lo else 0.5
             self.ax.set_xlim(lo - pad, hi + pad)
         if self.ylim is not None:
             return
@@ -181,8 +183,9 @@ class DepthProfileFigure(CurveFigure):
     """Per-layer gradient norms of one or more DepthProfiles, input side on the left, log y."""
 
     def __init__(self, ax: Axes, **kw: Any) -> None:
-        super().__init__(ax, xlabel="layer  (1 = input side; the gradient flows right → left)",
-                         ylabel=r"gradient norm $\|\partial \ell / \partial h_l\|$", exploded="layer",
+        # short labels: every glyph is re-rendered on each slider step of the explorers that show this figure
+        super().__init__(ax, xlabel="layer  (1 = input side)", ylabel=r"$\|\partial \ell / \partial h_l\|$",
+                         exploded="layer",
                          legend=kw.pop("legend", "lower right"), title="Gradient reaching each layer", **kw)
 
     def show(self, profiles: Any, *, title: Optional[str] = None) -> None:
@@ -251,3 +254,16 @@ def plot_path_lengths(result: Any, ax: Optional[Axes] = None, *, title: Optional
 def plot_rank_collapse(result: Any, ax: Optional[Axes] = None, *, title: Optional[str] = None) -> Axes:
     """RankCollapse: r(H_l) against the layer, one curve per variant."""
     return _plot(RankCollapseFigure, result, ax, title)
+
+
+def plot_curves(curves: Any, ax: Optional[Axes] = None, *, xlabel: str, ylabel: str, title: str = "",
+                logy: bool = True, logx: bool = False, exploded: str = "x =", theory_label: Optional[str] = None,
+                legend: Optional[str] = "best") -> Axes:
+    """Any CurveSet (or list of Curves) on one CurveFigure: the figure for a result without a class of its own.
+
+    Colours from the curves' roles, theory dashed, ✕ where a curve exploded, as every other figure.
+    """
+    fig = CurveFigure(gs.new_axes(ax), xlabel=xlabel, ylabel=ylabel, logy=logy, logx=logx, exploded=exploded,
+                      theory_label=theory_label, legend=legend, title=title)
+    fig.update(list(curves))
+    return fig.ax

@@ -302,14 +302,17 @@ def attention_stack(
     *,
     residual: bool = False,
     branch_scale: float = 1.0,
+    norm: str = "none",
+    norm_position: str = "pre",
     scale: Scale = "sqrt_dk",
     seed: int = 0,
     dtype: torch.dtype = torch.float64,
     device: Device = "cpu",
 ) -> TransformerStack:
-    """Pure self-attention stacked N deep (Dong, Cordonnier & Loukas 2021): no FFN, no norm.
+    """Self-attention stacked N deep (Dong, Cordonnier & Loukas 2021): no FFN, no final norm.
 
-    x_{l+1} = attn(x_l)  (residual=False: collapses to rank one)  or  x_l + α·attn(x_l)  (residual=True).
+    x_{l+1} = attn(x_l) (residual=False: collapses to rank one), x_l + α·attn(x_l) (residual=True); with a
+    norm, x_l + α·attn(LN(x_l)) ("pre") or LN(x_l + α·attn(x_l)) ("post").
 
     Xavier init (Var W_Q = Var W_K = 1/d): a larger query/key init makes attention sharp and hides the
     collapse. float64 by default: float32 bottoms out near 1e−7 while the residual keeps shrinking.
@@ -318,10 +321,12 @@ def attention_stack(
         n_layers, d_model, n_heads: stack shape.
         residual: add the skip connection.
         branch_scale: α (e.g. 1/√N for depth-scaled residuals, Noci et al. 2022).
+        norm, norm_position: as in :class:`TransformerBlock` ("none" by default: pure attention).
         scale: attention score scale.
         seed, dtype, device: as in :class:`TransformerStack`.
     """
     return TransformerStack(
         n_layers, d_model, n_heads, final_norm=False, init="xavier", seed=seed, dtype=dtype, device=device,
-        norm="none", attention_only=True, residual=residual, branch_scale=branch_scale, scale=scale,
+        norm=norm, norm_position=norm_position, attention_only=True, residual=residual, branch_scale=branch_scale,
+        scale=scale,
     )

@@ -282,3 +282,46 @@ def test_every_cell_that_draws_a_figure_was_saved_with_its_picture():
             if not any("image/png" in out.get("data", {}) for out in cell.get("outputs", [])):
                 missing.append(f"{path.name} cell {i}")
     assert not missing, "cells that draw a figure but were saved without one (re-execute them):\n" + "\n".join(missing)
+
+
+# --- the exercises where the reader writes code ------------------------------------------------------
+
+SOLUTION_BLOCK = re.compile(r"```(?:python|\{code-cell\}[^\n]*)?\n(# exercise: (\w+)\n.*?)```", re.DOTALL)
+
+
+def _solutions() -> list[tuple[str, str, str]]:
+    """(notebook, exercise name, code) of every worked solution block ("# exercise: <name>" first line)."""
+    found = []
+    for path in book_notebooks():
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                found += [(path.name, name, code) for code, name in SOLUTION_BLOCK.findall(cell.source)]
+    return found
+
+
+def test_every_chapter_has_an_exercise_where_the_reader_writes_code_and_a_checker_answers():
+    from gradlib.exercises import EXERCISES
+
+    with_solution = {nb for nb, _, _ in _solutions()}
+    for chapter in CHAPTERS:
+        path = ROOT / f"{chapter}.ipynb"
+        nb = nbformat.read(path, as_version=4)
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        assert path.name in with_solution, f"{path.name}: no worked solution block '# exercise: <name>'"
+        assert re.search(r"exercises\.check_\w+\(", code), f"{path.name}: no cell calls a gradlib.exercises checker"
+    names = [name for _, name, _ in _solutions()]
+    assert set(names) <= set(EXERCISES), f"solution blocks name unknown exercises: {set(names) - set(EXERCISES)}"
+
+
+def test_every_worked_solution_passes_its_checker():
+    # The dropdown's code is what a reader copies: run it through the same checker the chapter calls.
+    from gradlib.exercises import EXERCISES
+
+    solutions = _solutions()
+    assert solutions, "no worked solutions found"
+    for notebook, name, code in solutions:
+        namespace: dict = {}
+        exec(compile(code, f"{notebook}: exercise {name}", "exec"), namespace)  # noqa: S102 (our own text)
+        verdict = EXERCISES[name](namespace[name])
+        assert verdict.correct, f"{notebook}: the worked solution of {name} fails its checker: {verdict.message}"

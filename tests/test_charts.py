@@ -415,3 +415,35 @@ def test_charts_draw_exactly_the_curves_of_the_real_experiments_small_results(re
     for r, row in enumerate(real["norms"].changes.values(), start=1):
         assert [cells[r, c].get_text().get_text() for c in range(3)] == [
             report.table_cell(row[k]) for k in ("batch", "layer", "rms")]
+
+
+# ----------------------------------------------------------------------------------- attention weights
+def test_attention_weights_heat_map_shows_every_weight_in_its_cell_with_the_token_labels():
+    import torch
+
+    p = torch.softmax(torch.tensor([[2.0, 0.0, 1.0], [0.0, 0.0, 0.0], [5.0, 0.0, -1.0]]), dim=-1)  # (3, 3)
+    ax = gc.plot_attention_weights(p, ["the", "cat", "sat"], ax=Figure().add_subplot())
+    (image,) = ax.images
+    np.testing.assert_array_equal(image.get_array(), p.numpy())
+    assert image.get_clim() == (0.0, 1.0)  # one scale for every figure: 0 white, 1 full colour
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == [f"{v:.2f}" for v in p.numpy().ravel()]  # row by row, cell (i, j) at x = j, y = i
+    assert [(t.get_position()) for t in ax.texts][1] == (1, 0)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["the", "cat", "sat"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["the", "cat", "sat"]
+    assert to_hex(image.cmap(1.0)) == gs.ROLE_COLORS["attention"].lower() and to_hex(image.cmap(0.0)) == "#ffffff"
+    assert not any(line.get_visible() for line in ax.get_xgridlines())
+    ax.figure.canvas.draw()
+
+
+def test_attention_weights_keys_default_to_numbers_when_not_square_and_bad_input_is_named():
+    ax = gc.plot_attention_weights(np.full((2, 4), 0.25), ax=Figure().add_subplot(), digits=1)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "3", "4"]
+    assert ax.texts[0].get_text() == "0.2"  # one decimal
+    for bad, name in ((np.ones(3), "weights"), (np.full((2, 2), 1.5), "weights"), (np.full((2, 2), np.nan), "weights")):
+        with pytest.raises(ValueError, match=f"^{name}"):
+            gc.plot_attention_weights(bad, ax=Figure().add_subplot())
+    with pytest.raises(ValueError, match="^tokens"):
+        gc.plot_attention_weights(np.full((2, 2), 0.5), ["a"], ax=Figure().add_subplot())
+    with pytest.raises(ValueError, match="^keys"):
+        gc.plot_attention_weights(np.full((2, 2), 0.5), keys=["a", "b", "c"], ax=Figure().add_subplot())

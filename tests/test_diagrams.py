@@ -39,7 +39,8 @@ def _close_pyplot_figures():
     plt.close("all")
 
 
-@pytest.mark.parametrize("draw", [gd.draw_relay_vs_group_call, gd.draw_mountain_road_vs_expressway])
+@pytest.mark.parametrize("draw", [gd.draw_relay_vs_group_call, gd.draw_mountain_road_vs_expressway,
+                                  gd.draw_transformer_block])
 def test_diagrams_are_patches_on_the_given_axes_with_english_labels_only(draw):
     ax = _axes()
     before = {k: str(v) for k, v in matplotlib.rcParams.items()}
@@ -48,7 +49,7 @@ def test_diagrams_are_patches_on_the_given_axes_with_english_labels_only(draw):
     assert len(_boxes(ax)) >= 6
     assert not ax.axison and ax.get_aspect() == 1.0
     text = "".join(_texts(ax))
-    assert "token" in text or "layer" in text
+    assert "token" in text or "layer" in text or "block" in text
     assert all(ord(ch) < 0x2E80 for ch in text), "CJK glyphs are missing from DejaVu"
     ax.figure.canvas.draw()
 
@@ -89,3 +90,33 @@ def test_diagram_without_ax_makes_a_white_pyplot_figure():
     ax = gd.draw_relay_vs_group_call()
     assert ax.figure in [plt.figure(n) for n in plt.get_fignums()]
     assert ax.figure.get_facecolor()[:3] == (1.0, 1.0, 1.0)
+
+
+def _box_y(ax, word):
+    """Centre heights of the boxes whose text contains word, bottom to top."""
+    return sorted(t.get_position()[1] for t in ax.texts if word in t.get_text() and t.get_text() != "+")
+
+
+@pytest.mark.parametrize("position", ["pre", "post"])
+def test_transformer_block_has_attention_and_ffn_each_with_a_skip_and_a_norm_in_its_place(position):
+    ax = gd.draw_transformer_block(ax=_axes(), norm_position=position)
+    text = "\n".join(_texts(ax))
+    for name in ("W_Q", "W_K", "W_V", "W_O", "heads", "d_head", "d_model", "d_ff", "W_1", "W_2", "causal mask",
+                 "residual", "LayerNorm", "feed-forward", "Pre-LN" if position == "pre" else "Post-LN"):
+        assert name in text, name
+    assert len([p for p in ax.patches if isinstance(p, patches.Circle)]) == 2  # one ⊕ per sub-layer
+    assert len(_boxes(ax, ROLE_COLORS["norm"])) == 2 and len(_boxes(ax, ROLE_COLORS["attention"])) == 1
+    attn, ffn = _box_y(ax, "self-attention")[0], _box_y(ax, "feed-forward")[0]
+    norms = sorted(t.get_position()[1] for t in ax.texts if t.get_text() == "LayerNorm")
+    pluses = sorted(c.center[1] for c in ax.patches if isinstance(c, patches.Circle))
+    assert attn < pluses[0] < ffn < pluses[1]  # attention, add, FFN, add: bottom to top
+    if position == "pre":  # each norm below its sub-layer, on the branch (left of the stream)
+        assert norms[0] < attn and pluses[0] < norms[1] < ffn
+    else:  # each norm right after its addition, on the stream
+        assert pluses[0] < norms[0] < ffn and pluses[1] < norms[1]
+    ax.figure.canvas.draw()
+
+
+def test_transformer_block_bad_position_raises_value_error_naming_it():
+    with pytest.raises(ValueError, match="^norm_position"):
+        gd.draw_transformer_block(ax=_axes(), norm_position="middle")

@@ -167,17 +167,40 @@ def test_rank_collapse_default_variants_are_pure_attention_and_plain_skips():
     assert A.rank_collapse_depth(depth=2, n_tokens=4, d=8).keys() == ["attention", "skip"]
 
 
-@pytest.mark.parametrize("key", ["attention", "skip", "scaled"])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_pre_ln_slows_the_collapse_with_skips_and_post_ln_speeds_it_up(seed):
+    # LayerNorm normalises each token on its own: it cannot remove what all tokens share. Measured (d = 32,
+    # 16 tokens) at layers 12 / 24: skips 0.05-0.22 / 8e-4-0.010, Post-LN 0.03-0.10 / 4e-4-2.4e-3,
+    # Pre-LN 0.35-0.43 / 0.26-0.28.
+    result = A.rank_collapse_depth(depth=24, seed=seed, variants=("skip", "post", "pre"))
+    skip, post, pre = result["skip"].y, result["post"].y, result["pre"].y
+    assert skip[0] == post[0] == pre[0]  # the same input
+    for layer in (12, 24):
+        assert post[layer] < skip[layer] < pre[layer]
+    assert pre[24] > 10 * skip[24]  # measured 26-350×
+    assert pre[24] > 0.1
+    assert post[24] < 0.6 * skip[24]  # measured 0.19-0.51×
+
+
+@pytest.mark.parametrize("key", list(A.COLLAPSE_VARIANTS))
 def test_rank_collapse_equals_r_of_the_hand_unrolled_blocks_and_layer_stats(key):
     depth, seed = 3, 4
     result = A.rank_collapse_depth(depth=depth, n_tokens=5, d=8, n_heads=2, variants=(key,), seed=seed)
-    _, _, residual, scaled = A.COLLAPSE_VARIANTS[key]
+    _, _, residual, scaled, position = A.COLLAPSE_VARIANTS[key]
     model = attention_stack(depth, 8, 2, residual=residual, branch_scale=1 / math.sqrt(depth) if scaled else 1.0,
-                            seed=seed, dtype=F64)
+                            seed=seed, dtype=F64)  # no norm: the norm is written out below
     x = _inputs((1, 5, 8), seed)
+    ln = lambda t: torch.nn.functional.layer_norm(t, (8,), eps=1e-5)  # noqa: E731
     with torch.no_grad():
-        expected = [_r(x[0])] + [_r(h[0]) for h in _unrolled(model, x)]
+        hs, h = [], x
+        for block in model.layers:
+            a = block.attn
+            h = (h + a(ln(h)) if position == "pre" else ln(h + a(h)) if position == "post" else block(h))
+            hs.append(h)
+        expected = [_r(x[0])] + [_r(h[0]) for h in hs]
     np.testing.assert_allclose(result[key].y, expected, rtol=1e-12)
+    if position is not None:
+        model = attention_stack(depth, 8, 2, residual=True, norm="layer", norm_position=position, seed=seed, dtype=F64)
     probe = layer_stats(model, draws.randn((1, 5, 8), draws.data_generator(seed), F64)).rank_collapse
     np.testing.assert_array_equal(result[key].y[1:], probe)
 
@@ -275,6 +298,46 @@ def test_regression_softmax_saturation_of_chapter_two_at_seed_0():
     np.testing.assert_array_equal(result.saturated_fraction["sqrt_dk"].y, 0.0)
     np.testing.assert_allclose(result.jacobian_norm["none"].y, [0.26097, 0.18506, 0.10546, 0.049424], rtol=1e-3)
     np.testing.assert_allclose(result.jacobian_norm["sqrt_dk"].y, [0.14268, 0.14425, 0.14773, 0.14647], rtol=1e-3)
+
+
+def test_the_unscaled_softmax_jacobian_is_larger_at_small_d_k_and_crosses_below_the_scaled_one():
+    # ‖J‖₂ is largest when a few keys share the weight: unscaled scores (variance d_k) are sharper than scaled
+    # ones (variance 1) but saturated only at larger d_k. Measured at seed 0: 0.26 vs 0.14 at d_k = 16, equal
+    # between 64 and 128, 0.06 vs 0.15 at 1024.
+    result = A.softmax_saturation(d_ks=(16, 32, 64, 128, 256, 512, 1024), seed=0)
+    none, scaled = result.jacobian_norm["none"].y, result.jacobian_norm["sqrt_dk"].y
+    first = int(np.argmax(none <= scaled))
+    assert result.crossover() == result.d_k[first] == 128
+    assert np.all(none[:first] > scaled[:first]) and np.all(none[first:] <= scaled[first:])
+    assert result.crossover("sqrt_dk", "sqrt_dk") == 16  # not larger than itself: the first d_k
+    assert A.softmax_saturation(d_ks=(16,), n_rows=16, seed=0).crossover() is None  # never crosses
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_non_causal_attention_does_not_fall_with_distance(seed):
+    # With causal=False every output sees all T tokens: the share of x_1 is set by T, not by the distance.
+    # Measured log-log slopes over distances 1..127: -0.06 to -0.08 (causal: -1.05).
+    full = A.path_lengths(seq_len=128, rho=0.9, n_sequences=8, causal=False, seed=seed)
+    slope = np.polyfit(np.log(full.distance[1:]), np.log(full.attention[1:]), 1)[0]
+    assert abs(slope) < A.FLAT_TOL
+    assert full.attention[1:].mean() < 0.3 * full.attention[0]  # x_1 is also output 1's query: larger
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_every_fact_of_chapter_two_holds(seed):
+    facts = A.facts(seed)
+    assert len(facts) == 11 and all(isinstance(v, bool) for v in facts.values())
+    failing = [fact for fact, holds in facts.items() if not holds]
+    assert not failing, f"seed {seed}: {failing}"
+
+
+def test_facts_read_the_experiments_with_their_thresholds():
+    facts = A.facts(0)
+    paths = A.path_lengths(seq_len=A.SEQ_LEN, rho=A.RHO, d=A.WIDTH, seed=0)
+    assert facts["RNN > 15 orders below attention at distance 127"] == (paths.attention[127] > 1e15 * paths.rnn[127])
+    assert "pure attention: residual < 1e-10 at layer 12" in facts
+    with pytest.raises(ValueError, match="seed"):
+        A.facts(1.5)
 
 
 # ---------------------------------------------------------------------------------------------- the contract

@@ -293,3 +293,74 @@ def test_bad_arguments_raise_value_error_naming_the_argument(call, name):
 def test_unknown_keywords_are_errors(call):
     with pytest.raises(TypeError):
         call()
+
+
+# ------------------------------------------------------------------------------------------ DeepNorm vs depth
+def _sigma_max_by_hand(n_layers: int, alpha: float, init: str, seed: int, d: int = 8, t: int = 3) -> float:
+    """σ_max of the whole stack's Jacobian, from torch.autograd.functional.jacobian and an SVD (no probes)."""
+    stack = TransformerStack(n_layers, d, 1, norm="layer", norm_position="post", residual=True, branch_scale=alpha,
+                             final_norm=False, init=init, seed=seed, dtype=F64)
+    x = _inputs((1, t, d), seed)
+    jac = torch.autograd.functional.jacobian(lambda v: stack(v.reshape(1, t, d)).reshape(-1), x.reshape(-1))
+    return torch.linalg.svdvals(jac)[0].item()
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.7])
+def test_deepnorm_depth_is_the_largest_singular_value_of_the_stacks_jacobian(alpha):
+    result = P.deepnorm_depth(depths=(1, 3), alpha=alpha, d_model=8, n_tokens=3, seed=4)
+    np.testing.assert_array_equal(result["postln"].x, [1, 3])
+    for key, init in (("postln", "default"), ("deepnorm", "deepnorm")):
+        expected = [_sigma_max_by_hand(n, alpha, init, seed=4) for n in (1, 3)]
+        np.testing.assert_allclose(result[key].y, expected, rtol=1e-10)
+    assert (result["postln"].role, result["deepnorm"].role) == ("baseline", "scaled")
+
+
+def test_deepnorm_depth_at_alpha_zero_is_layernorm_alone_for_both():
+    # Branches off: every block is LN(s·x), s > 0, so the stack is LN(x) (up to ε): its Jacobian is block-diagonal,
+    # token t's block a projection divided by √(σ_t² + ε); σ_max = 1/√(min σ_t² + ε), whatever N and s.
+    result = P.deepnorm_depth(depths=(2, 5), alpha=0.0, d_model=16, n_tokens=4, seed=1)
+    x = _inputs((1, 4, 16), seed=1)
+    theory = 1 / torch.sqrt(x.var(dim=-1, unbiased=False).min() + 1e-5).item()
+    for key in ("postln", "deepnorm"):
+        np.testing.assert_allclose(result[key].y, theory, rtol=1e-4)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: P.deepnorm_depth(depths=(0, 2)), "depths"),
+    (lambda: P.deepnorm_depth(depths=[]), "depths"),
+    (lambda: P.deepnorm_depth(alpha=-1.0), "alpha"),
+    (lambda: P.deepnorm_depth(n_tokens=0), "n_tokens"),
+    (lambda: P.deepnorm_depth(seed=0.5), "seed"),
+])
+def test_deepnorm_depth_bad_arguments_raise_value_error_naming_the_argument(call, name):
+    with pytest.raises(ValueError, match=rf"^(every entry of )?{name}\b"):
+        call()
+
+
+def test_deepnorm_depth_is_deterministic():
+    call = lambda: P.deepnorm_depth(depths=(1, 2), d_model=8, n_tokens=2, seed=3)  # noqa: E731
+    _assert_same(call(), call())
+
+
+# ------------------------------------------------------------------------------------------ the headline
+@functools.lru_cache(maxsize=None)
+def _facts(seed: int) -> dict[str, bool]:
+    return P.facts(seed)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_chapters_facts_hold_on_every_seed(seed):
+    failing = [fact for fact, holds in _facts(seed).items() if not holds]
+    assert not failing, f"seed {seed}: {failing}"
+
+
+def test_facts_are_booleans_and_name_their_thresholds():
+    result = _facts(0)
+    assert all(isinstance(v, bool) for v in result.values())
+    assert any(f"{P.DEEPNORM_GROWTH_MAX:g}x" in fact for fact in result)  # the threshold is in the sentence
+    assert any("DeepNorm" in fact for fact in result) and len(result) >= 15
+
+
+def test_facts_reject_a_bad_seed():
+    with pytest.raises(ValueError, match=r"^seed\b"):
+        P.facts(1.5)

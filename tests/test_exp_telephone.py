@@ -2,7 +2,7 @@
 
 Every conclusion is re-measured over seeds 0, 1, 2 with thresholds that leave a margin of ~3× or more over
 what the seeds measured. Independent truths: the linear theory ρ^(T−t), autograd on h + α·f(h) unrolled by
-hand (no hooks), and ∂⟨x, r⟩/∂x = r. Where a number can be recomputed by calling the probe directly on the
+hand (no hooks), ∂⟨x, r⟩/∂x = r, PyTorch's own nn.init (gains, nn.Linear's bound), and tanh′ by autograd. Where a number can be recomputed by calling the probe directly on the
 same model and input, it must be equal: the experiments measure through gradlib's probes, not private twins.
 """
 
@@ -18,7 +18,8 @@ from gradlib import draws
 from gradlib import exp_telephone as T
 from gradlib.jacobians import grad_through_time
 from gradlib.mlp import DeepMLP
-from gradlib.probes import layer_grad_norms
+from gradlib.probes import layer_grad_norms, layer_stats
+from gradlib.results import curve
 from gradlib.rnn import VanillaRNN
 
 SEEDS = (0, 1, 2)
@@ -182,7 +183,7 @@ def test_linear_rnn_gradient_equals_rho_to_the_distance(seed):
 def test_tanh_rnn_gradient_stays_below_the_linear_bound():
     result = T.rnn_gradients(radii=(0.9, 1.1), T=30, activation="tanh", seed=0)
     assert np.all(result.norms <= result.theory * (1 + 1e-9))
-    assert result.norms[1, -1] < 1.0  # ρ = 1.1 does not explode here: tanh saturation damps it
+    assert result.norms[1, -1] < 1.0  # ρ = 1.1 does not explode here: tanh′ < 1 damps it (rnn_saturation)
 
 
 def test_rnn_gradients_measures_through_grad_through_time():
@@ -221,6 +222,150 @@ def test_regression_chapter_one_numbers_at_seed_0():
     assert T.mlp_gradients(depth=20, seed=0).ratio == pytest.approx(2.6241e-5, rel=rel)
     tanh = T.rnn_gradients(activation="tanh", seed=0)
     np.testing.assert_allclose(tanh.norms[:, -1], [2.9357e-8, 2.3566e-6, 1.1938e-4], rtol=rel)
+    profiles = T.chapter_profiles(0, ["relu_old", "relu_xavier", "relu_he", "tanh_gain"])
+    np.testing.assert_allclose([p.ratio for p in profiles.values()], [3.0e-4, 4.27e-2, 1.0055, 2.2242], rtol=0.02)
+    np.testing.assert_allclose(T.rnn_saturation(seed=0).step_gain, [0.6871, 0.7482, 0.8043], rtol=rel)
+
+
+# ------------------------------------------------------------------------------- the fixes: He, the gain, nn.Linear
+def test_chapter_profiles_are_mlp_gradients_of_the_named_configs():
+    got = T.chapter_profiles(seed=3, names=["relu_he", "tanh_gain"], depth=3, width=8)
+    assert list(got) == ["relu_he", "tanh_gain"]
+    for name, profile in got.items():
+        expected = T.mlp_gradients(depth=3, width=8, seed=3, key=name, **T.CONFIGS[name])
+        _assert_same(profile, expected)
+    assert got["tanh_gain"].label == "tanh, xavier × 5/3" and got["tanh_gain"].key == "tanh_gain"
+    assert set(T.chapter_profiles(seed=0, depth=2, width=4)) == set(T.CONFIGS)
+
+
+def test_the_tanh_gain_is_pytorchs():
+    assert T.TANH_GAIN == torch.nn.init.calculate_gain("tanh")
+
+
+def test_he_relu_profile_matches_autograd_on_relu_of_w_h():
+    profile = T.mlp_gradients(depth=5, width=8, batch=3, activation="relu", init="he", seed=2, dtype=torch.float64)
+    model = DeepMLP(8, 5, activation="relu", init="he", seed=2, dtype=torch.float64)
+    steps = [lambda h, w=layer.linear.weight: torch.relu(h @ w.T) for layer in model.layers]
+    np.testing.assert_allclose(profile.grad_norms, _autograd_hidden_grads(steps, _inputs((3, 8), seed=2)),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_he_keeps_relu_flat_and_the_older_inits_lose_a_fixed_factor_per_layer(seed):
+    r = {n: p.ratio for n, p in T.chapter_profiles(seed, ["relu_old", "relu_xavier", "relu_he"]).items()}
+    hand_overs = T.DEPTH - 1
+    assert 0.5 < r["relu_he"] < 2.0  # measured 1.01-1.07: n·Var W = 2 makes up for ReLU's halving
+    # ReLU halves the second moment: √(n·Var W / 2) per hand-over, 1/√2 for Xavier, 1/√6 for the old init
+    assert 0.5 < r["relu_xavier"] / 0.5 ** (hand_overs / 2) < 2.0  # measured 0.043-0.048 against 0.044
+    assert 0.5 < r["relu_old"] / 6.0 ** (-hand_overs / 2) < 2.0  # measured 3.0e-4 against 3.1e-4
+
+
+def test_gain_sweep_measures_through_the_probes_on_the_weights_of_mlp_gradients():
+    sweep = T.gain_sweep(gains=(0.8, 1.5), depth=4, width=8, batch=5, seed=3)
+    x = draws.randn((5, 8), draws.data_generator(3), torch.float32)
+    for i, sigma in enumerate((0.8, 1.5)):
+        assert sweep["gradient"].y[i] == T.mlp_gradients(depth=4, width=8, batch=5, weight_scale=sigma, seed=3).ratio
+        std = layer_stats(DeepMLP(8, 4, weight_scale=sigma, seed=3), x).std
+        assert sweep["signal"].y[i] == std[-1] / std[0]
+    np.testing.assert_array_equal(sweep["flat"].y, [1.0, 1.0])
+    np.testing.assert_array_equal(sweep.gains, [0.8, 1.5])
+
+
+def test_gain_sweep_signal_matches_a_forward_written_by_hand():
+    sweep = T.gain_sweep(gains=(1.0, 2.0), depth=3, width=16, batch=4, seed=1)
+    for i, sigma in enumerate((1.0, 2.0)):
+        model = DeepMLP(16, 3, weight_scale=sigma, seed=1, dtype=torch.float64)
+        h, stds = _inputs((4, 16), seed=1, dtype=torch.float32).double(), []  # the float32 draw, in float64
+        for layer in model.layers:
+            h = torch.tanh(h @ layer.linear.weight.T)
+            stds.append(h.std(correction=0).item())
+        np.testing.assert_allclose(sweep["signal"].y[i], stds[-1] / stds[0], rtol=1e-5)  # float32 vs float64
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_gain_five_thirds_keeps_the_tanh_signal_but_overshoots_the_gradient(seed):
+    sweep = T.gain_sweep(seed=seed)
+    xavier, gain = 0, -1  # σ = 1 (Xavier's normal form) and σ = 5/3
+    assert sweep.gains[gain] == pytest.approx(5 / 3)
+    assert sweep["signal"].y[xavier] < 0.5 < 0.7 < sweep["signal"].y[gain]  # measured 0.35-0.36 and 0.84-0.85
+    assert sweep["gradient"].y[xavier] < 1.0 < 1.5 < sweep["gradient"].y[gain]  # 0.38-0.39 and 2.1-2.2
+    assert np.all(np.diff(sweep["gradient"].y) > 0) and np.all(np.diff(sweep["signal"].y) > 0)
+    assert 1.1 < sweep.flat_gain < 1.5  # measured 1.29
+
+
+def test_flat_gain_interpolates_log_linearly_and_is_nan_without_a_crossing():
+    def sweep(y):
+        flat = curve("flat", "1", "reference", [1.0, 2.0], [1.0, 1.0])
+        gradient = curve("gradient", "g", "series", [1.0, 2.0], y)
+        return T.GainSweep(curves=(gradient, flat), gains=np.array([1.0, 2.0]))
+
+    assert sweep([0.5, 2.0]).flat_gain == pytest.approx(1.5)  # log 0.5 and log 2 are symmetric about 0
+    assert sweep([0.25, 2.0]).flat_gain == pytest.approx(1 + 2 / 3)
+    assert math.isnan(sweep([0.2, 0.5]).flat_gain)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_nn_linear_still_draws_the_old_init(seed):
+    result = T.nn_linear_default(fan_in=256, fan_out=256, seed=seed)
+    # PyTorch's reset_parameters: kaiming_uniform_(a=√5), bound = gain·√(3/fan_in), gain = √(2/(1 + a²))
+    gain = torch.nn.init.calculate_gain("leaky_relu", math.sqrt(5))
+    assert result.bound == pytest.approx(gain * math.sqrt(3 / 256)) == pytest.approx(1 / 16)
+    assert result.max_abs <= result.bound and result.max_abs > 0.99 * result.bound  # 65536 draws reach the edge
+    assert result.theory_variance == pytest.approx(1 / (3 * 256))
+    assert abs(result.variance / result.theory_variance - 1) < 0.05  # measured within 0.5%
+
+
+def test_nn_linear_default_is_torchs_own_draw_and_leaves_the_global_rng_alone():
+    state = torch.get_rng_state()
+    result = T.nn_linear_default(fan_in=7, fan_out=3, seed=5)
+    assert torch.equal(state, torch.get_rng_state())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        w = torch.nn.Linear(7, 3, dtype=torch.float64).weight.detach()
+    assert result.max_abs == w.abs().max().item() and result.variance == w.var(correction=0).item()
+    assert result.fan_in == 7
+
+
+# ------------------------------------------------------------------------------------ the tanh RNN's slopes
+def test_rnn_saturation_matches_a_recurrence_written_by_hand_with_slopes_by_autograd():
+    result = T.rnn_saturation(radii=(0.5, 1.3), T=6, d_hidden=5, input_scale=2.0, threshold=0.8, seed=7)
+    x = 2.0 * _inputs((1, 6, 5), seed=7)[0]  # (T, d)
+    for row, rho in enumerate((0.5, 1.3)):
+        rnn = VanillaRNN(5, 5, activation="tanh", spectral_radius=rho, seed=7, dtype=torch.float64)
+        w, u, b = (p.detach() for p in (rnn.w_hh, rnn.w_xh, rnn.b))
+        h, pre = torch.zeros(5, dtype=torch.float64), []
+        for t in range(6):
+            a = w @ h + u @ x[t] + b
+            pre.append(a)
+            h = torch.tanh(a)
+        a = torch.stack(pre).requires_grad_(True)  # (T, d)
+        (slope,) = torch.autograd.grad(torch.tanh(a).sum(), a)  # tanh′(a_t), by autograd
+        np.testing.assert_allclose(result.mean_slope[row], slope.mean(dim=1).numpy(), rtol=1e-12)
+        np.testing.assert_allclose(result.curves[row].y, rho * slope.pow(2).mean(dim=1).sqrt().numpy(), rtol=1e-12)
+        np.testing.assert_array_equal(result.saturated[row], (torch.tanh(a).abs() > 0.8).double().mean(1).numpy())
+        np.testing.assert_array_equal(result.curves[row].x, np.arange(1, 7))
+    assert result.threshold == 0.8
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_tanh_rnn_vanishes_through_slopes_below_one_not_through_saturated_units(seed):
+    sat = T.rnn_saturation(seed=seed)  # ρ = 0.9, 1.0, 1.1, the chapter's settings
+    grads = T.rnn_gradients(activation="tanh", seed=seed)
+    assert np.all(sat.saturated.mean(axis=1) < 0.2)  # measured 0.04-0.08 of the units at |h| > 0.9
+    assert np.all(sat.mean_slope.mean(axis=1) < 0.8)  # measured 0.65-0.72
+    assert np.all(sat.step_gain < 1.0)  # measured 0.69-0.80
+    # the slopes predict the gradient's factor per step, ‖∂h_T/∂h_0‖^(1/T): within 10% (measured 3-4%)
+    per_step = grads.norms[:, -1] ** (1 / grads.steps[-1])
+    np.testing.assert_allclose(sat.step_gain, per_step, rtol=0.1)
+
+
+# ------------------------------------------------------------------------------------------- the headline
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_chapters_facts_hold(seed):
+    facts = T.facts(seed)
+    assert len(facts) >= 16 and all(isinstance(v, bool) for v in facts.values())
+    failing = [fact for fact, holds in facts.items() if not holds]
+    assert not failing, f"seed {seed}: {failing}"
 
 
 # ---------------------------------------------------------------------------------------------- the contract
@@ -228,6 +373,9 @@ def test_regression_chapter_one_numbers_at_seed_0():
     lambda: T.mlp_gradients(depth=3, width=16, seed=5),
     lambda: T.mlp_gradients(depth=3, width=16, residual=True, branch_scale=0.3, seed=5),
     lambda: T.rnn_gradients(radii=(0.8, 1.3), T=5, d_hidden=4, activation="tanh", seed=5),
+    lambda: T.rnn_saturation(radii=(0.8, 1.3), T=5, d_hidden=4, seed=5),
+    lambda: T.gain_sweep(gains=(1.0, 2.0), depth=3, width=8, seed=5),
+    lambda: T.nn_linear_default(fan_in=5, fan_out=4, seed=5),
 ])
 def test_two_runs_with_the_same_seed_are_identical(call):
     _assert_same(call(), call())
@@ -247,6 +395,9 @@ def test_experiments_leave_the_global_rng_untouched():
     T.mlp_gradients(depth=2, width=8)
     T.rnn_gradients(radii=(0.9,), T=3, d_hidden=4)
     T.rnn_gradients(radii=(0.9,), T=3, d_hidden=4, activation="tanh")
+    T.rnn_saturation(radii=(0.9,), T=3, d_hidden=4)
+    T.gain_sweep(gains=(1.0,), depth=2, width=4)
+    T.nn_linear_default(fan_in=4, fan_out=4)
     assert torch.equal(state, torch.get_rng_state())
 
 
@@ -276,6 +427,22 @@ def test_experiments_leave_the_global_rng_untouched():
     (lambda: T.rnn_gradients(input_scale=-1.0), "input_scale"),
     (lambda: T.rnn_gradients(dtype=torch.int64), "dtype"),
     (lambda: T.rnn_gradients(seed="0"), "seed"),
+    (lambda: T.chapter_profiles(names=["tanh", "old"]), "names"),
+    (lambda: T.chapter_profiles(names=[]), "names"),
+    (lambda: T.gain_sweep(gains=()), "gains"),
+    (lambda: T.gain_sweep(gains=(1.2, 1.0)), "gains"),
+    (lambda: T.gain_sweep(gains=(0.0, 1.0)), "gains"),
+    (lambda: T.gain_sweep(batch=0), "batch"),
+    (lambda: T.gain_sweep(width=0), "width"),
+    (lambda: T.gain_sweep(gains=(1.0,), activation="softplus"), "activation"),
+    (lambda: T.nn_linear_default(fan_in=0), "fan_in"),
+    (lambda: T.nn_linear_default(fan_out=-1), "fan_out"),
+    (lambda: T.nn_linear_default(seed=0.5), "seed"),
+    (lambda: T.rnn_saturation(threshold=1.0), "threshold"),
+    (lambda: T.rnn_saturation(threshold=0.0), "threshold"),
+    (lambda: T.rnn_saturation(radii=()), "radii"),
+    (lambda: T.rnn_saturation(T=0), "T"),
+    (lambda: T.rnn_saturation(input_scale=float("nan")), "input_scale"),
 ])
 def test_bad_arguments_raise_value_error_naming_the_argument(call, name):
     with pytest.raises(ValueError, match=rf"^(every entry of )?{name}\b"):

@@ -352,6 +352,34 @@ def test_attention_stack_is_pure_xavier_attention_in_float64():
         assert block.attn.w_q.weight.var().item() == pytest.approx(1 / 64, rel=0.1)  # Xavier: 2/(d + d)
 
 
+@pytest.mark.parametrize("position", ["pre", "post"])
+def test_attention_stack_with_a_norm_is_pre_or_post_ln_around_the_same_attention(position):
+    # the same Xavier draws as the plain stack; LayerNorm from torch.nn.functional, the blocks written out by hand
+    x = _randn(2, 5, 8, seed=3)
+    plain = attention_stack(3, 8, 2, residual=True, seed=1)
+    normed = attention_stack(3, 8, 2, residual=True, norm="layer", norm_position=position, seed=1)
+    assert isinstance(normed.final_norm, nn.Identity)
+    h = x
+    with torch.no_grad():
+        for ours, bare in zip(normed.layers, plain.layers):
+            assert ours.ffn is None and ours.norm_position == position
+            torch.testing.assert_close(ours.attn.w_q.weight, bare.attn.w_q.weight, rtol=0, atol=0)
+            ln = lambda t: nn.functional.layer_norm(t, (8,), eps=1e-5)  # noqa: E731  γ = 1, β = 0 at init
+            h = h + bare.attn(ln(h)) if position == "pre" else ln(h + bare.attn(h))
+        torch.testing.assert_close(normed(x), h, rtol=1e-12, atol=1e-12)
+
+
+def test_attention_stack_default_norm_is_none():
+    stack = attention_stack(2, 8, norm_position="post")  # no norm: the position changes nothing
+    x = _randn(1, 4, 8, seed=2)
+    with torch.no_grad():
+        torch.testing.assert_close(stack(x), attention_stack(2, 8)(x), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="norm"):
+        attention_stack(2, 8, norm="group")
+    with pytest.raises(ValueError, match="norm_position"):
+        attention_stack(2, 8, norm="layer", norm_position="middle")
+
+
 def test_stack_final_norm_defaults_to_pre_norm_only():
     assert not isinstance(TransformerStack(2, 8, norm_position="pre").final_norm, nn.Identity)
     assert isinstance(TransformerStack(2, 8, norm_position="post").final_norm, nn.Identity)
