@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from _experiment_helpers import _assert_same  # tests/: the same-numbers check of every experiment test
 from gradlib import draws
 from gradlib import exp_norms as N
 from gradlib.probes import layer_stats
@@ -22,39 +23,9 @@ SEEDS = (0, 1, 2)
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models: a second intra-op thread gains nothing, and on a busy 2-core machine its spin-waiting makes
-    # every small op many times slower. Restored afterwards for the other test files.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _inputs(shape: tuple[int, ...], seed: int, dtype=F64) -> torch.Tensor:
     """The experiments' inputs, written out: N(0, 1) from the data stream seed + 1_000_003."""
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed + 1_000_003), dtype=dtype)
-
-
-def _assert_same(a, b) -> None:
-    """Two results hold the same numbers, field by field (arrays bit for bit, NaN equal to NaN)."""
-    if hasattr(a, "__dataclass_fields__"):
-        assert type(a) is type(b)
-        for name in a.__dataclass_fields__:
-            _assert_same(getattr(a, name), getattr(b, name))
-    elif isinstance(a, (tuple, list)):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            _assert_same(x, y)
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for key in a:
-            _assert_same(a[key], b[key])
-    elif a is None or isinstance(a, str):
-        assert a == b
-    else:
-        np.testing.assert_array_equal(a, b)
 
 
 # ------------------------------------------------------------------------------------------ activation stats

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from _experiment_helpers import _assert_same  # tests/: the same-numbers check of every experiment test
 from gradlib import draws
 from gradlib import exp_telephone as T
 from gradlib.jacobians import grad_through_time
@@ -23,16 +24,6 @@ from gradlib.results import curve
 from gradlib.rnn import VanillaRNN
 
 SEEDS = (0, 1, 2)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models: a second intra-op thread gains nothing, and on a busy 2-core machine its spin-waiting makes
-    # every small op many times slower. Restored afterwards for the other test files.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _projection(shape: tuple[int, ...]) -> torch.Tensor:
@@ -53,26 +44,6 @@ def _autograd_hidden_grads(steps, x: torch.Tensor) -> np.ndarray:
         outputs.append(h)
     grads = torch.autograd.grad((h * _projection(tuple(h.shape))).sum(), outputs)
     return np.array([g.norm().item() for g in grads])
-
-
-def _assert_same(a, b) -> None:
-    """Two results hold the same numbers, field by field (arrays bit for bit, NaN equal to NaN)."""
-    if hasattr(a, "__dataclass_fields__"):
-        assert type(a) is type(b)
-        for name in a.__dataclass_fields__:
-            _assert_same(getattr(a, name), getattr(b, name))
-    elif isinstance(a, (tuple, list)):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            _assert_same(x, y)
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for key in a:
-            _assert_same(a[key], b[key])
-    elif a is None or isinstance(a, str):
-        assert a == b
-    else:
-        np.testing.assert_array_equal(a, b)
 
 
 # ------------------------------------------------------------------------------------------------- the MLP
