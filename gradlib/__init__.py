@@ -8,36 +8,45 @@ keeps this table and the README's in step with the code.)
 |---|---|---:|---|
 | models and measurements | `checks` | 189 | Argument checks: a bad argument raises ValueError naming the argument and what is allowed. |
 |  | `draws` | 121 | Seeded random draws: every random number gradlib uses comes from a local generator, never the global RNG. |
-|  | `attention` | 277 | Scaled dot-product attention written out step by step, with its Jacobians in closed form. |
-|  | `multihead` | 160 | Multi-head self-attention as an nn.Module: project, split into heads, attend, merge, project out. |
-|  | `norms` | 193 | Normalization layers written out as their formulas: LayerNorm, RMSNorm, and BatchNorm over tokens. |
+|  | `threads` | 49 | One torch thread for the body of a `with` block or a decorated function, restored afterwards. |
+|  | `attention` | 300 | Scaled dot-product attention written out step by step, with its Jacobians in closed form. |
+|  | `multihead` | 245 | Multi-head self-attention as an nn.Module: project, split into heads, attend, merge, project out. |
+|  | `norms` | 293 | Normalization layers written out as their formulas: LayerNorm, RMSNorm, GroupNorm, DyT, BatchNorm over tokens. |
 |  | `mlp` | 210 | Deep fully connected stacks, where gradients vanish or explode, and the skip connection that keeps them flowing. |
 |  | `transformer` | 332 | The Transformer block with every highway switchable, and stacks of N independently drawn blocks. |
 |  | `transformer_init` | 144 | The init schemes of a Transformer block: PyTorch's encoder-layer init, Xavier, and DeepNet's. |
 |  | `reference` | 106 | Reference models built from PyTorch's own layers, to check gradlib's Transformer against. |
 |  | `rnn` | 158 | A vanilla recurrent network: the long path that attention and residuals shorten. |
-|  | `discovery` | 142 | Discovery: find a model's repeated blocks and read what its forward returned. |
-|  | `probes` | 332 | Probes: how gradients travel through any ``nn.Module``, measured with forward hooks. |
+|  | `discovery` | 203 | Discovery: find a model's repeated blocks and read what its forward returned. |
+|  | `probes` | 279 | Probes: how gradients travel through any ``nn.Module``, measured with forward hooks. |
 |  | `jacobians` | 230 | Jacobian probes: through time and between positions (the spectrum of J: gradlib.spectra). |
 |  | `spectra` | 140 | Jacobian spectra: the k largest singular values of a model's input–output Jacobian, exact or converged. |
 |  | `geometry` | 77 | Token geometry: how far a set of token representations is from collapsing onto a single token. |
+|  | `hf_models` | 159 | Small Hugging Face models from configs, random seeded weights: GPT-2 (Pre-LN), BERT (Post-LN), Llama (Pre-RMSNorm). |
 | experiments and results | `results` | 129 | What the experiments return: small dataclasses of numpy arrays that say what they are. |
-|  | `exp_telephone` | 337 | Chapter 1's experiments — the telephone game: products of Jacobians vanish or explode. |
-|  | `exp_attention` | 339 | Chapter 2's experiments — highway 1, self-attention: one step between any two tokens, and where it ends. |
-|  | `exp_residual` | 316 | Chapter 3's experiments — highway 2, residual connections: the identity lane, and how loud the branch is. |
-|  | `exp_norms` | 213 | Chapter 4's experiments, part 1 — highway 3, normalization: what a norm does (exp_placement: where it stands). |
-|  | `exp_placement` | 261 | Chapter 4's experiments, part 2 — where the norm stands: Pre-LN vs Post-LN (exp_norms: what a norm does). |
-|  | `experiments` | 42 | Every experiment of the course, by chapter (an index: the code lives in the exp_* modules). |
+|  | `exp_telephone` | 228 | Chapter 1's experiments — the telephone game: products of Jacobians vanish or explode. |
+|  | `exp_rnn` | 142 | Chapter 1's recurrent experiments — the telephone game along time: ∂h_T/∂h_t is a product of T − t Jacobians. |
+|  | `exp_attention` | 255 | Chapter 2's experiments — highway 1, self-attention: one step between any two tokens, and where it ends. |
+|  | `exp_residual` | 323 | Chapter 3's experiments — highway 2, residual connections: the identity lane, and how loud the branch is. |
+|  | `exp_norms` | 217 | Chapter 4's experiments, part 1 — highway 3, normalization: what a norm does (exp_placement: where it stands). |
+|  | `exp_placement` | 269 | Chapter 4's experiments, part 2 — where the norm stands: Pre-LN vs Post-LN (exp_norms: what a norm does). |
+|  | `exp_scores` | 335 | Chapter 5's experiments — the math of ∂A/∂Q: what the attention score does to the gradient. |
+|  | `exp_encoder` | 292 | Chapter 6's experiments — the encoder layer, line by line, and the layers the world uses. |
+|  | `experiments` | 47 | Every experiment of the course, by chapter (an index: the code lives in the exp_* modules). |
 | drawing and interaction | `style` | 191 | The course's visual language: one colour per role, log axes that read as plain numbers, white figures. |
 |  | `figures` | 269 | The course's figures, each drawn by ONE piece of code that the notebook and the live explorer both call. |
-|  | `charts` | 263 | The remaining figures of chapters 2–4, on the same CurveFigure as gradlib.figures (one drawing per figure). |
+|  | `charts` | 263 | The remaining figures of chapters 2–5, on the same CurveFigure as gradlib.figures (one drawing per figure). |
 |  | `diagrams` | 202 | The course's diagrams, drawn with matplotlib patches (no diagram script from another host). |
 |  | `report` | 66 | Results as text: orders of magnitude, the checked facts of a chapter, and tables in Markdown. |
 |  | `controls` | 124 | The controls of an explorer, described without ipywidgets (built only when a live explorer needs them). |
-|  | `explorer` | 230 | A live explorer: controls → compute(**values) (cached) → the figure redrawn in place → a PNG in an Image. |
+|  | `explorer` | 212 | A live explorer: controls → compute(**values) (cached) → the figure redrawn in place → a PNG in an Image. |
 |  | `static` | 220 | The kernel-free twin of an explorer, for the static site: every grid point pre-rendered, swapped by inline JS. |
-|  | `explorers` | 207 | The chapters' explorers: which controls, which experiment they call, which figure they redraw. |
-|  | `exercises` | 323 | Exercises: the reader writes a small function, and a checker compares it with autograd on random inputs. |
+|  | `explorers` | 208 | The chapters' explorers: which controls, which experiment they call, which figure they redraw. |
+|  | `explorers_scores` | 157 | Chapter 5's figures and explorer: what the attention score does to the softmax, drawn once for both. |
+|  | `explorers_models` | 107 | Chapter 6's explorer: depth × norm position × architecture → the gradient reaching each block. |
+|  | `verdicts` | 226 | Verdicts: the reader's function against the truth on random inputs, and what went wrong in plain words. |
+|  | `exercises` | 144 | Exercises: the reader writes a small function, and a checker compares it with the truth on random inputs. |
+|  | `exercise_block` | 122 | Chapter 6's exercise: the reader assembles a Pre-LN block from gradlib's parts; a checker compares it with PyTorch's. |
 """
 
 from gradlib.attention import scores_jacobian, softmax_jacobian, weights_jacobian

@@ -15,6 +15,7 @@ Derivatives (δ is the Kronecker delta, p_i the i-th row of P, q_i the i-th row 
     ∂A_ij/∂Q_lk = δ_il · s · K_jk               score i depends on query row i only
     ∂p_i/∂a_i   = diag(p_i) − p_i p_iᵀ           the softmax Jacobian; → 0 as p_i becomes one-hot (saturation)
     ∂p_i/∂q_i   = (diag(p_i) − p_i p_iᵀ) K · s   chain rule of the two lines above
+    backward, given dZ = ∂L/∂Z:  dS = P ⊙ (dZ Vᵀ − rowsum(P ⊙ dZ Vᵀ)),  dQ = s·dS K,  dK = s·dSᵀ Q,  dV = Pᵀ dZ
 
 Why s = 1/√d_k (Vaswani et al. 2017, footnote 4): if the entries of q and k are i.i.d. with mean 0 and
 variance 1, then q·k has variance d_k. Without the scale, large d_k pushes the scores far apart, the softmax
@@ -52,6 +53,7 @@ __all__ = [
     "softmax_jacobian",
     "scores_jacobian",
     "weights_jacobian",
+    "attention_grads",
 ]
 
 
@@ -275,3 +277,24 @@ def weights_jacobian(
     s = score_scale(q.shape[-1], scale)
     j_softmax = softmax_jacobian(result.weights)  # (..., T, S, S)
     return j_softmax @ k.unsqueeze(-3) * s  # (..., T, S, d_k)
+
+
+def attention_grads(
+    q: Tensor, k: Tensor, v: Tensor, grad_output: Tensor, scale: Scale = "sqrt_dk", *, mask: Optional[Tensor] = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The backward pass of attention in closed form: (∂L/∂Q, ∂L/∂K, ∂L/∂V) given dZ = ∂L/∂Z.
+
+    dS = P ⊙ (dZ Vᵀ − rowsum(P ⊙ dZ Vᵀ)) (each row is J_i (dZ Vᵀ)_i), dQ = s·dS K, dK = s·dSᵀ Q, dV = Pᵀ dZ.
+
+    Args:
+        q, k, v, scale, mask: as in :func:`attention`;  grad_output: dZ, shape (..., T, d_v) like the output.
+    """
+    result = attention(q, k, v, scale=scale, mask=mask)
+    checks.tensor(grad_output, "grad_output", min_dim=2, floating=True, finite=True)
+    if grad_output.shape != result.output.shape:
+        raise ValueError(f"grad_output must have the output's shape {tuple(result.output.shape)}; "
+                         f"got {tuple(grad_output.shape)}")
+    s, p = score_scale(q.shape[-1], scale), result.weights  # p: (..., T, S)
+    dp = grad_output @ v.transpose(-2, -1)  # (..., T, S)   ∂L/∂P = dZ Vᵀ
+    ds = p * (dp - (p * dp).sum(dim=-1, keepdim=True))  # (..., T, S)   ∂L/∂A, row i = J_i dp_i
+    return s * ds @ k, s * ds.transpose(-2, -1) @ q, p.transpose(-2, -1) @ grad_output

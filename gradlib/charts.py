@@ -1,4 +1,4 @@
-"""The remaining figures of chapters 2–4, on the same CurveFigure as gradlib.figures (one drawing per figure).
+"""The remaining figures of chapters 2–5, on the same CurveFigure as gradlib.figures (one drawing per figure).
 
     figure class          result              y (against x)
     QKFigure              QKGradients         ‖∇W_Q‖/‖∇W_V‖ against depth; token cosine dotted on a twin axis

@@ -3,6 +3,7 @@
     find_layers(model)   the (name, module) pairs of the model's stack of blocks, in forward order
     first_tensor(out)    a tensor, or the first tensor inside a tuple / list / dict / ModelOutput
     read_output(out)     (y, the model's own scalar loss or None, what y is) of any forward's return value
+    capture_outputs(named_layers)   a `with` block whose forward hooks keep each layer's output tensor
 
 Nothing here knows gradlib's own models: layers are found from the module tree alone, so the same code
 probes a gradlib stack, ``nn.TransformerEncoder`` and Hugging Face models (GPT-2's ``h``, BERT's
@@ -12,12 +13,13 @@ probes a gradlib stack, ``nn.TransformerEncoder`` and Hugging Face models (GPT-2
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
-from typing import Optional, Sequence, Union
+from typing import Callable, Iterator, Optional, Sequence, Union
 
 from torch import Tensor, nn
 
-__all__ = ["LayersArg", "find_layers", "first_tensor", "read_output"]
+__all__ = ["LayersArg", "find_layers", "first_tensor", "read_output", "capture_outputs"]
 
 LayersArg = Optional[Union[nn.ModuleList, nn.Sequential, Sequence[nn.Module]]]
 
@@ -140,3 +142,62 @@ def read_output(out: object) -> tuple[Tensor, Optional[Tensor], str]:
         if loss is not None:  # only a loss: it is the output too
             return loss, loss, "loss"
     raise ValueError(f"the model returned no tensor (got {type(out).__name__})")
+
+
+def _version_of(h: Optional[Tensor]) -> Optional[int]:
+    """The tensor's in-place modification counter (None where there is none: inference-mode tensors)."""
+    try:
+        return None if h is None else h._version
+    except RuntimeError:
+        return None
+
+
+@contextlib.contextmanager
+def capture_outputs(named_layers: list[tuple[str, nn.Module]]) -> Iterator[list[Optional[Tensor]]]:
+    """Forward hooks that store each layer's output tensor (the list yielded); removed on exit even if the forward raises.
+
+    On exit it checks that every layer ran exactly once, returned a tensor, and that no later op modified that
+    tensor in place (ValueError naming the layer otherwise): a gradient read from it is then the layer's own.
+
+    Args:
+        named_layers: (name, module) pairs, e.g. from :func:`find_layers`; names are for the error messages.
+    """
+    outputs: list[Optional[Tensor]] = [None] * len(named_layers)
+    versions: list[Optional[int]] = [None] * len(named_layers)
+    calls = [0] * len(named_layers)
+
+    def make_hook(i: int) -> Callable:
+        def hook(module: nn.Module, args: object, out: object) -> None:
+            calls[i] += 1
+            outputs[i] = h = first_tensor(out)  # HF v5 blocks return a tensor, older ones a tuple
+            versions[i] = _version_of(h)
+
+        return hook
+
+    handles = [m.register_forward_hook(make_hook(i)) for i, (_, m) in enumerate(named_layers)]
+    try:
+        yield outputs
+        # checks after the forward, still inside the try so the hooks go whatever happens
+        for i, (name, _) in enumerate(named_layers):
+            if calls[i] == 0:
+                raise ValueError(
+                    f"layer '{name}' was not run by the model's forward (or only through .forward(), which "
+                    "skips hooks); pass layers= that the model calls"
+                )
+            if calls[i] > 1:
+                raise ValueError(
+                    f"layer '{name}' ran {calls[i]} times in one forward; each probed layer must run exactly once "
+                    "(pass layers= with modules that run once)"
+                )
+            if outputs[i] is None:
+                raise ValueError(f"layer '{name}' returned no tensor")
+            if _version_of(outputs[i]) != versions[i]:
+                # e.g. nn.ReLU(inplace=True) right after a Linear: the captured tensor now holds the ReLU's
+                # output, so a gradient read from it would be silently attributed to the wrong layer
+                raise ValueError(
+                    f"the output of layer '{name}' was modified in place later in the forward "
+                    "(e.g. by nn.ReLU(inplace=True)); pass layers= that excludes it"
+                )
+    finally:
+        for handle in handles:
+            handle.remove()

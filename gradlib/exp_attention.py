@@ -3,10 +3,10 @@
     path_lengths         RNN: ∂h_n/∂x_1 has n − 1 factors (O(n) path); attention: x_1 enters y_n in one step
     rank_collapse_depth  pure attention averages tokens into one: r(H_l) → 0 doubly exponentially (Dong 2021)
     qk_gradients         under collapse ∇W_Q = ∇W_K = 0 (Noci 2022); 1/√L-scaled skips keep them alive
-    softmax_saturation   J = diag(p) − ppᵀ → 0 when q·k has variance d_k and the scores are not scaled
     facts                the chapter's headline, re-measured for one seed: fact → bool (thresholds below)
 
 Measured through gradlib.jacobians, gradlib.geometry and gradlib.probes; results are gradlib.results types.
+(Why scores are divided by √d_k — softmax saturation — is chapter 5's: gradlib.exp_scores.)
 """
 
 from __future__ import annotations
@@ -19,18 +19,18 @@ import numpy as np
 import torch
 
 from gradlib import checks, draws
-from gradlib.attention import score_scale, softmax_jacobian, weights_jacobian
 from gradlib.geometry import rank_collapse, token_cosine_similarity
 from gradlib.jacobians import source_grad_norms
 from gradlib.multihead import SelfAttention
 from gradlib.probes import layer_stats, param_grad_norms
 from gradlib.results import CurveSet, curve
 from gradlib.rnn import VanillaRNN
+from gradlib.threads import single_threaded
 from gradlib.transformer import attention_stack
 
 __all__ = [
-    "COLLAPSE_VARIANTS", "PathLengths", "RankCollapse", "QKGradients", "SoftmaxSaturation",
-    "path_lengths", "rank_collapse_depth", "qk_gradients", "softmax_saturation", "scale_key", "facts",
+    "COLLAPSE_VARIANTS", "PathLengths", "RankCollapse", "QKGradients", "path_lengths", "rank_collapse_depth",
+    "qk_gradients", "facts",
 ]
 
 Device = Union[str, torch.device]
@@ -62,6 +62,7 @@ class PathLengths(CurveSet):
     attention = property(lambda self: self["attention"].y, doc="‖∂y_n/∂x_1‖_F of one attention layer, (T,)")
 
 
+@single_threaded
 def path_lengths(
     seq_len: int = 32, rho: Union[float, None] = None, d: int = 32, n_sequences: int = 8, input_scale: float = 1.0,
     causal: bool = True, seed: int = 0, device: Device = "cpu", dtype: torch.dtype = torch.float64,
@@ -117,6 +118,7 @@ def _variants(variants: Sequence[str]) -> list[str]:
     return keys
 
 
+@single_threaded
 def rank_collapse_depth(
     depth: int = 12, n_tokens: int = 16, d: int = 32, n_heads: int = 1,
     variants: Sequence[str] = ("attention", "skip"), seed: int = 0, device: Device = "cpu",
@@ -161,6 +163,7 @@ class QKGradients(CurveSet):
     layer: str  # where the ratio was measured: "last", "first" or a 1-based index
 
 
+@single_threaded
 def qk_gradients(
     depths: Sequence[int] = (1, 2, 4, 8, 16), n_tokens: int = 16, d: int = 32, n_heads: int = 1,
     layer: Union[str, int] = "last", seed: int = 0, device: Device = "cpu", dtype: torch.dtype = torch.float64,
@@ -212,94 +215,11 @@ def qk_gradients(
     return QKGradients(curves=curves(ratios), cosine=CurveSet(curves(cosine)), layer=str(layer))
 
 
-# ----------------------------------------------------------------------------------------- softmax saturation
-def scale_key(scale: Union[str, float]) -> str:
-    """A score scale as a curve key: "sqrt_dk", "none", or "tau=2" for a temperature τ = 2."""
-    return scale if isinstance(scale, str) else f"tau={float(scale):g}"
-
-
-_SCALE_NAMES = {"sqrt_dk": ("scaled by 1/√d_k", "attention"), "none": ("unscaled", "baseline")}
-
-
-@dataclass(frozen=True)
-class SoftmaxSaturation:
-    """Softmax saturation against d_k, one curve per score scale in each of three measures."""
-
-    saturated_fraction: CurveSet  # fraction of rows with max p > threshold
-    jacobian_norm: CurveSet  # mean ‖diag(p) − ppᵀ‖₂ over rows
-    query_grad_norm: CurveSet  # mean ‖∂p_i/∂q_i‖_F = ‖(diag(p_i) − p_i p_iᵀ) K s‖_F over rows
-    threshold: float
-
-    @property
-    def d_k(self) -> np.ndarray:
-        return self.saturated_fraction.curves[0].x.astype(np.int64)
-
-    def crossover(self, a: str = "none", b: str = "sqrt_dk") -> Union[int, None]:
-        """The first d_k at which scale a's mean ‖J‖₂ is no longer larger than scale b's (None: never)."""
-        below = np.flatnonzero(self.jacobian_norm[a].y <= self.jacobian_norm[b].y)
-        return int(self.d_k[below[0]]) if len(below) else None
-
-
-def softmax_saturation(
-    d_ks: Sequence[int] = (16, 64, 256, 1024), scales: Sequence[Union[str, float]] = ("sqrt_dk", "none"),
-    n_rows: int = 512, n_keys: int = 32, threshold: float = 0.99, seed: int = 0, device: Device = "cpu",
-    dtype: torch.dtype = torch.float64,
-) -> SoftmaxSaturation:
-    """How often the softmax saturates, and how small its Jacobian gets, as d_k grows — with and without 1/√d_k.
-
-    q·k with i.i.d. N(0, 1) entries has variance d_k; P = softmax(s·q Kᵀ); J = diag(p) − p pᵀ; ∂p/∂q = J K s.
-    (query_grad_norm carries s itself: with s = 1/√d_k it is not automatically larger than without.)
-
-    Args:
-        d_ks: key/query widths d_k, (K,).
-        scales: score scales as in gradlib.attention: "sqrt_dk", "none" or a temperature τ > 0.
-        n_rows: query rows (each row is one softmax over the keys); n_keys: keys S per softmax.
-        threshold: a row counts as saturated when max p > threshold, 0 < threshold < 1.
-        seed: seeds q and k; the same q, k for every scale.
-        device, dtype: float64 by default.
-    """
-    dk_list = checks.int_list(d_ks, "d_ks")
-    scale_list = checks.sequence(scales, "scales")
-    for scale in scale_list:
-        try:
-            score_scale(1, scale)
-        except ValueError:
-            raise ValueError(f"every entry of scales must be 'sqrt_dk', 'none' or a positive float temperature; got "
-                             f"{scale!r}") from None
-    keys = [scale_key(s) for s in scale_list]
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"scales must not repeat; got {scales!r}")
-    n_rows, n_keys = checks.positive_int(n_rows, "n_rows"), checks.positive_int(n_keys, "n_keys")
-    threshold = checks.finite(threshold, "threshold", positive=True)
-    if threshold >= 1.0:
-        raise ValueError(f"threshold must be in (0, 1); got {threshold!r}")
-    device = checks.device(device)
-    checks.floating_dtype(dtype)  # before q, k are drawn in it
-    gen = draws.data_generator(checks.seed(seed))
-    frac, jnorm, qgrad = ({k: [] for k in keys} for _ in range(3))
-    for d_k in dk_list:
-        q = draws.randn((n_rows, d_k), gen, dtype, device)  # (N, d_k)
-        k = draws.randn((n_keys, d_k), gen, dtype, device)  # (S, d_k)
-        for key, scale in zip(keys, scale_list):
-            s = score_scale(d_k, scale)  # ValueError naming `scale` for a bad entry
-            p = torch.softmax(q @ k.T * s, dim=-1)  # (N, S)
-            frac[key].append((p.max(dim=-1).values > threshold).double().mean().item())
-            jnorm[key].append(torch.linalg.eigvalsh(softmax_jacobian(p))[..., -1].mean().item())  # J is symmetric PSD
-            qgrad[key].append(weights_jacobian(q, k, scale).flatten(1).norm(dim=1).mean().item())
-
-    def curves(values: dict[str, list[float]]) -> CurveSet:
-        named = [(k, _SCALE_NAMES.get(k, (f"temperature τ = {k[4:]}", "series"))) for k in values]
-        return CurveSet(tuple(curve(k, label, role, dk_list, values[k]) for k, (label, role) in named))
-
-    return SoftmaxSaturation(saturated_fraction=curves(frac), jacobian_norm=curves(jnorm),
-                             query_grad_norm=curves(qgrad), threshold=threshold)
-
-
 # ---------------------------------------------------------------------------------------------- the headline
 SEQ_LEN, RHO, WIDTH, COLLAPSE_DEPTH = 128, 0.9, 32, 12  # the chapter's settings, and:
-QK_DEPTHS, D_KS = (1, 2, 4, 8, 16), (16, 32, 64, 128, 256, 512, 1024)
+QK_DEPTHS = (1, 2, 4, 8, 16)
 GAP_ORDERS, RNN_LOSS, SLOPE_TOL, FLAT_TOL = 15, 1e3, 0.3, 0.25  # path lengths
-RANK_ONE, QK_DEAD, QK_FALL, QK_ALIVE, SATURATED = 1e-10, 1e-6, 1e6, 0.1, 0.5  # collapse, starvation, softmax
+RANK_ONE, QK_DEAD, QK_FALL, QK_ALIVE = 1e-10, 1e-6, 1e6, 0.1  # collapse, starvation
 
 
 def _slope(x: np.ndarray, y: np.ndarray) -> float:
@@ -307,6 +227,7 @@ def _slope(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
+@single_threaded
 def facts(seed: int = 0) -> dict[str, bool]:
     """Chapter 2's headline for one seed at the chapter's settings (thresholds: the constants above): fact → holds.
 
@@ -318,9 +239,8 @@ def facts(seed: int = 0) -> dict[str, bool]:
     full = path_lengths(seq_len=SEQ_LEN, rho=RHO, d=WIDTH, causal=False, seed=seed)
     pure = rank_collapse_depth(depth=COLLAPSE_DEPTH, d=WIDTH, variants=("attention",), seed=seed)["attention"].y
     qk = qk_gradients(depths=QK_DEPTHS, d=WIDTH, seed=seed)
-    sat = softmax_saturation(d_ks=D_KS, seed=seed)
     rnn, attn, far, deep = paths.rnn, paths.attention, SEQ_LEN - 1, QK_DEPTHS[-1]
-    q_pure, jac, frac = qk["attention"].y, sat.jacobian_norm, sat.saturated_fraction
+    q_pure = qk["attention"].y
     return {k: bool(v) for k, v in {
         f"RNN > {GAP_ORDERS} orders below attention at distance {far}": attn[far] > 10.0**GAP_ORDERS * rnn[far],
         f"RNN loses > {e(RNN_LOSS)}x from distance 8 to 32": rnn[8] > RNN_LOSS * rnn[32],
@@ -332,8 +252,4 @@ def facts(seed: int = 0) -> dict[str, bool]:
         f"collapsed: last-layer Q/V < {e(QK_DEAD)} at depth {deep}": q_pure[-1] < QK_DEAD,
         f"Q/V falls > {e(QK_FALL)}x from depth 1 to {deep}": q_pure[0] > QK_FALL * q_pure[-1],
         f"1/sqrt(L) skips keep Q/V > {QK_ALIVE} at depth {deep}": qk["scaled"].y[-1] > QK_ALIVE,
-        f"d_k = {D_KS[-1]} unscaled: > {SATURATED:.0%} of rows saturate": frac["none"].y[-1] > SATURATED,
-        f"d_k = {D_KS[-1]} scaled: no row saturates": np.all(frac["sqrt_dk"].y == 0),
-        f"unscaled J larger at d_k = {D_KS[0]}, smaller at {D_KS[-1]}":
-            jac["none"].y[0] > jac["sqrt_dk"].y[0] and jac["none"].y[-1] < jac["sqrt_dk"].y[-1],
     }.items()}

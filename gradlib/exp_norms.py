@@ -20,6 +20,7 @@ from gradlib import checks, draws
 from gradlib.norms import LayerNorm, RMSNorm, TokenBatchNorm
 from gradlib.probes import layer_stats, projection_loss
 from gradlib.results import CurveSet, curve
+from gradlib.threads import single_threaded
 from gradlib.transformer import TransformerStack
 
 __all__ = ["NORM_NAMES", "NORM_TESTS", "ActivationStats", "NormComparison", "LossTrap", "activation_stats",
@@ -40,6 +41,7 @@ class ActivationStats:
     norm_position: str
 
 
+@single_threaded
 def activation_stats(
     depth: int = 24,
     d_model: int = 64,
@@ -99,6 +101,7 @@ _SENTENCE = "the cat sat on the mat".split()
 _OTHER_SENTENCE = "gradients flow along highways through deep networks today".split()
 
 
+@single_threaded
 def norm_comparison(
     d: int = 16,
     pad_lengths: tuple[int, int] = (8, 12),
@@ -174,6 +177,7 @@ class LossTrap:
     ratio: float  # mean_square_grad / projection_grad
 
 
+@single_threaded
 def scale_invariant_loss_trap(
     d: int = 64,
     n_tokens: int = 16,

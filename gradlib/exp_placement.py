@@ -25,6 +25,7 @@ from gradlib.exp_telephone import depth_profile
 from gradlib.probes import layer_grad_norms, layer_stats, param_grad_norms
 from gradlib.reference import torch_encoder_stack
 from gradlib.results import ROLES, CurveSet, DepthProfile, curve
+from gradlib.threads import single_threaded
 from gradlib.transformer import TransformerStack
 
 __all__ = ["PrePostSweep", "pre_post_ln", "stack_gradients", "deepnorm_depth", "facts"]
@@ -61,6 +62,7 @@ class PrePostSweep:
                          curve("post", "Post-LN", "baseline", self.depths, post)))
 
 
+@single_threaded
 def pre_post_ln(
     depths: Sequence[int] = (2, 4, 8, 16, 32),
     d_model: int = 64,
@@ -109,12 +111,15 @@ def pre_post_ln(
                 stack = torch_encoder_stack(deepest, d_model, n_heads, d_ff, norm_first=(kind == "pre"), seed=seed,
                                             dtype=dtype, device=device)
             x = draws.randn((batch, seq_len, d_model), draws.data_generator(seed), dtype, device)  # (B, T, d)
+            # ‖x_L‖ before the final norm, for every L at once: the depth-L networks are nested in the deepest
+            deep = list(stack.layers[:deepest])
+            block_norms = layer_stats(nn.Sequential(*deep), x, layers=deep).norm  # (deepest,)
             for j, L in enumerate(depth_list):
                 blocks = list(stack.layers[:L])
                 net = nn.Sequential(*blocks, stack.final_norm)  # y = final_norm(block_L(… block_1(x)))
                 w2 = param_grad_norms(net, x, {f"block {i + 1}": _w2(b) for i, b in enumerate(blocks)}).norms
                 grads[kind][s, j] = w2[-1]
-                hidden[kind][s, j] = layer_stats(net, x, layers=[blocks[-1]]).norm[0]  # ‖x_L‖ before the norm
+                hidden[kind][s, j] = block_norms[L - 1]
                 if j == deepest_at:
                     per_layer[kind] += w2 / len(seed_list)
     return PrePostSweep(depths=np.asarray(depth_list), per_seed=grads, hidden_per_seed=hidden, per_layer=per_layer,
@@ -127,6 +132,7 @@ def _w2(layer: nn.Module) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------------ stack gradients
+@single_threaded
 def stack_gradients(
     depth: int = 12,
     norm: str = "layer",
@@ -173,6 +179,7 @@ def stack_gradients(
 
 
 # ------------------------------------------------------------------------------------------ DeepNorm vs depth
+@single_threaded
 def deepnorm_depth(
     depths: Sequence[int] = (6, 12, 24),
     alpha: float = 1.0,
@@ -209,6 +216,7 @@ SUPERLINEAR, BN_CHANGE, TRAP_RATIO = 1.2, 0.1, 1e-6  # ‖x_L‖² per block 8-3
 SAME_MAP_RTOL, DEEPNORM_GROWTH_MAX, POSTLN_GROWTH_MIN = 1e-4, 1.4, 2.0  # α = 0 equal; σ_max(α=1)/σ_max(α=0)
 
 
+@single_threaded
 def facts(seed: int) -> dict[str, bool]:
     """The chapter's headline re-measured at its settings for one seed: {checked sentence: holds?}.
 

@@ -26,6 +26,7 @@ from gradlib.mlp import DeepMLP
 from gradlib.spectra import jacobian_top_singular_values
 from gradlib.probes import layer_stats
 from gradlib.results import CurveSet, DepthProfile, curve
+from gradlib.threads import single_threaded
 from gradlib.transformer import TransformerStack
 
 __all__ = ["ResidualScale", "StreamNorms", "SCALE_VARIANTS", "STREAM_VARIANTS", "residual_vs_plain",
@@ -34,6 +35,7 @@ __all__ = ["ResidualScale", "StreamNorms", "SCALE_VARIANTS", "STREAM_VARIANTS", 
 Device = Union[str, torch.device]
 
 
+@single_threaded
 def residual_vs_plain(
     depth: int = 50,
     width: int = 128,
@@ -84,6 +86,7 @@ class ResidualScale:
         return CurveSet(tuple(sv + [identity]))
 
 
+@single_threaded
 def residual_scale_spectrum(
     alphas: Sequence[float] = (0.0, 0.1, 0.5, 1.0),
     n_layers: int = 6,
@@ -137,6 +140,7 @@ def residual_scale_spectrum(
     return ResidualScale(alphas=np.asarray(alpha_list), singular_values=np.stack(rows), variant=variant)
 
 
+@single_threaded
 def layer_spectrum(
     depth: int = 50, width: int = 128, activation: str = "tanh", init: str = "old", batch: int = 64,
     seed: int = 0, device: Device = "cpu", dtype: torch.dtype = torch.float64,
@@ -169,6 +173,7 @@ def layer_spectrum(
                      curve("one", "σ = 1", "reference", layers, np.ones(len(top)))))
 
 
+@single_threaded
 def branch_jacobian_scale(
     scales: Sequence[float] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0), width: int = 128, init: str = "old",
     seed: int = 0, device: Device = "cpu", dtype: torch.dtype = torch.float64,
@@ -219,6 +224,7 @@ class StreamNorms(CurveSet):
         return np.diff(self.squared[key].y)
 
 
+@single_threaded
 def residual_stream_norms(
     depth: int = 24,
     d_model: int = 64,
@@ -272,6 +278,7 @@ TANH_SHRINK, RELU_RTOL = 1.2, 1e-9  # tanh ‖J_f‖ at c = 0.1 over c = 30; ReL
 STREAM_GROWTH, POST_RTOL, PRE_SPEEDUP = 2.0, 0.01, 1.1  # ‖x_L‖/‖x_0‖ no norm; ‖x_l‖ = √d; increments last/first
 
 
+@single_threaded
 def facts(seed: int) -> dict[str, bool]:
     """The chapter's headline re-measured at its settings for one seed: {checked sentence: holds?}.
 

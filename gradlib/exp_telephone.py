@@ -4,9 +4,8 @@
     chapter_profiles   the chapter's named MLPs (CONFIGS), one DepthProfile each
     gain_sweep         W ~ N(0, σ²/n): the gradient's layer 1/L and the signal's layer L/1 against σ
     nn_linear_default  nn.Linear's own draw: max |W| ≤ 1/√n_in, Var W = 1/(3 n_in)
-    rnn_gradients      ‖∂h_T/∂h_t‖₂ = ρ^(T−t) for a linear RNN with W = ρ·Q: the same product along time
-    rnn_saturation     a tanh RNN's saturated units and per-step gain ρ·rms tanh′(a_t) along the sequence
-    facts              the chapter's headline, re-measured for one seed, as checked sentences
+    facts              the chapter's headline, re-measured for one seed, as checked sentences (RNNs included:
+                       the same product along time lives in gradlib.exp_rnn)
 
 Each function builds its model from gradlib's layer-1 modules (which validate their own arguments), measures
 through gradlib.probes / gradlib.jacobians, and returns a result of gradlib.results. Inputs come from the data
@@ -24,15 +23,14 @@ import torch
 from torch import nn
 
 from gradlib import checks, draws
-from gradlib.jacobians import grad_through_time
 from gradlib.mlp import DeepMLP
 from gradlib.probes import layer_grad_norms, layer_stats
-from gradlib.results import ROLES, Curve, CurveSet, DepthProfile, curve
-from gradlib.rnn import VanillaRNN
+from gradlib.exp_rnn import rnn_gradients, rnn_saturation
+from gradlib.results import ROLES, CurveSet, DepthProfile, curve
+from gradlib.threads import single_threaded
 
-__all__ = ["RNNGradients", "RNNSaturation", "GainSweep", "LinearDefault", "CONFIGS", "DEPTH", "WIDTH",
-           "TANH_GAIN", "depth_profile", "mlp_label", "mlp_gradients", "chapter_profiles", "gain_sweep",
-           "nn_linear_default", "rnn_gradients", "rnn_saturation", "facts"]
+__all__ = ["GainSweep", "LinearDefault", "CONFIGS", "DEPTH", "WIDTH", "TANH_GAIN", "depth_profile", "mlp_label",
+           "mlp_gradients", "chapter_profiles", "gain_sweep", "nn_linear_default", "facts"]
 
 Device = Union[str, torch.device]
 
@@ -53,7 +51,6 @@ RNN_RTOL = 1e-9  # linear RNN against ρ^(T−t): 4e-15
 RELU_XAVIER_BELOW = 0.15  # Xavier ReLU 0.043–0.048 ≈ (1/√2)^9
 HE_FLAT = (0.5, 2.0)  # He ReLU 1.01–1.07
 SIGNAL_KEPT_ABOVE = 0.7  # layer-L/layer-1 std at gain 5/3: ≈ 0.84 (Xavier's normal form: ≈ 0.36)
-SATURATED_AT = 0.9  # a tanh unit is saturated when |tanh(a)| > 0.9, i.e. tanh′(a) < 0.19
 SATURATED_BELOW = 0.2  # saturated fraction, tanh RNN at ρ = 1.1: 0.07–0.08 averaged over the sequence
 RNN_TANH_BELOW = 1e-2  # tanh RNN at ρ = 1.1, ‖∂h_T/∂h_0‖ over 50 steps: 2e-5–1.2e-4
 
@@ -87,6 +84,7 @@ def _mlp_role(activation: str, init: str, weight_scale: Optional[float], residua
     return "series"
 
 
+@single_threaded
 def mlp_gradients(depth: int = 10, width: int = 256, activation: str = "tanh", init: str = "old",
                   weight_scale: Optional[float] = None, residual: bool = False, branch_scale: float = 1.0,
                   norm: str = "none", batch: int = 64, seed: int = 0, device: Device = "cpu",
@@ -116,6 +114,7 @@ def mlp_gradients(depth: int = 10, width: int = 256, activation: str = "tanh", i
     return depth_profile(key if key is not None else label, label, role, layer_grad_norms(model, x))
 
 
+@single_threaded
 def chapter_profiles(seed: int = 0, names: Optional[Sequence[str]] = None, depth: int = DEPTH,
                      width: int = WIDTH) -> dict[str, DepthProfile]:
     """The chapter's MLPs (CONFIGS; all by default) measured by mlp_gradients: name -> DepthProfile (key name)."""
@@ -140,6 +139,7 @@ class GainSweep(CurveSet):
         return np.nan if i is None else float(g[i] - y[i] * (g[i + 1] - g[i]) / (y[i + 1] - y[i]))
 
 
+@single_threaded
 def gain_sweep(gains: Sequence[float] = (1.0, 1.1, 1.2, 1.3, 1.4, 1.5, TANH_GAIN), depth: int = DEPTH,
                width: int = WIDTH, activation: str = "tanh", batch: int = 64, seed: int = 0) -> GainSweep:
     """The gradient's first/last and the signal's last/first through a deep MLP, per weight scale σ (the gain).
@@ -177,6 +177,7 @@ class LinearDefault:
     theory_variance: float  # Var of U[±b] = b²/3 = 1/(3 n_in)
 
 
+@single_threaded
 def nn_linear_default(fan_in: int = WIDTH, fan_out: int = WIDTH, seed: int = 0) -> LinearDefault:
     """Draw nn.Linear(fan_in, fan_out) with PyTorch's own init and measure its weights.
 
@@ -194,117 +195,7 @@ def nn_linear_default(fan_in: int = WIDTH, fan_out: int = WIDTH, seed: int = 0) 
                          variance=float(w.var(correction=0)), theory_variance=1 / (3 * fan_in))
 
 
-@dataclass(frozen=True)
-class RNNGradients(CurveSet):
-    """‖∂h_T/∂h_t‖₂ against the distance T − t, one curve per spectral radius ρ, theory ρ^(T−t) on each."""
-
-    radii: np.ndarray  # (R,)
-    activation: str  # "identity": the theory is exact; "tanh": it is an upper bound
-
-    @property
-    def steps(self) -> np.ndarray:
-        """(T,) the distances T − t, ascending (shared by every curve)."""
-        return self.curves[0].x.astype(np.int64)
-
-    @property
-    def norms(self) -> np.ndarray:
-        """(R, T) measured ‖∂h_T/∂h_t‖₂, one row per radius."""
-        return np.stack([c.y for c in self.curves])
-
-    @property
-    def theory(self) -> np.ndarray:
-        """(R, T) ρ^(T−t)."""
-        return np.stack([c.theory for c in self.curves])
-
-
-def _rnn_inputs(radii: object, T: object, d_hidden: object, input_scale: object, seed: object, dtype: object,
-                device: torch.device) -> tuple[list[float], torch.Tensor]:
-    """The checked radii, and inputs input_scale · N(0, 1), (1, T, d_hidden), from the seed's data stream."""
-    rhos = checks.float_list(radii, "radii", nonnegative=True)
-    T = checks.positive_int(T, "T")
-    input_scale = checks.finite(input_scale, "input_scale", nonnegative=True)
-    d_hidden = checks.positive_int(d_hidden, "d_hidden")
-    if len({f"{rho:g}" for rho in rhos}) != len(rhos):  # the curves' keys "rho=0.9" must be distinct
-        raise ValueError(f"radii must be distinct (to 6 significant digits); got {radii!r}")
-    checks.floating_dtype(dtype)  # before the inputs are drawn in it
-    x = draws.randn((1, T, d_hidden), draws.data_generator(checks.seed(seed)), dtype, device)  # (1, T, d)
-    return rhos, input_scale * x
-
-
-def rnn_gradients(radii: Sequence[float] = (0.9, 1.0, 1.1), T: int = 50, d_hidden: int = 32,
-                  activation: str = "identity", input_scale: float = 1.0, seed: int = 0, device: Device = "cpu",
-                  dtype: torch.dtype = torch.float64) -> RNNGradients:
-    """‖∂h_T/∂h_t‖₂ through time of a vanilla RNN whose recurrent matrix is ρ·(orthogonal), per ρ.
-
-    ∂h_T/∂h_t = ∏_{s=t+1}^{T} diag(φ′(a_s)) W_hh, so with φ = identity ‖∂h_T/∂h_t‖₂ = ρ^(T−t) exactly.
-
-    Args:
-        radii, T: spectral radii ρ ≥ 0 to compare, (R,); the sequence length.
-        d_hidden, activation: the RNN, as in gradlib.rnn.VanillaRNN ("identity" or "tanh").
-        input_scale: inputs are input_scale · N(0, 1), shape (1, T, d_hidden); larger saturates tanh.
-        seed: seeds the recurrent matrices and (separately) the inputs: the same inputs for every ρ.
-        device, dtype: float64 by default because ρ^T spans many decades.
-    """
-    device = checks.device(device)
-    rhos, x = _rnn_inputs(radii, T, d_hidden, input_scale, seed, dtype, device)  # x: (1, T, d)
-    curves = []
-    for rho in rhos:
-        rnn = VanillaRNN(d_hidden, d_hidden, activation=activation, spectral_radius=rho, seed=seed, dtype=dtype,
-                         device=device)
-        through_time = grad_through_time(rnn, x)
-        order = np.argsort(through_time.distance)  # T − t ascending
-        distance = np.asarray(through_time.distance)[order].astype(np.float64)
-        with np.errstate(over="ignore"):
-            theory = rho ** distance
-        curves.append(curve(f"rho={rho:g}", f"ρ = {rho:g}", "series", distance,
-                            np.asarray(through_time.norms, dtype=np.float64)[order], theory=theory))
-    return RNNGradients(curves=tuple(curves), radii=np.asarray(rhos), activation=activation)
-
-
-@dataclass(frozen=True)
-class RNNSaturation(CurveSet):
-    """A tanh RNN along its sequence, per ρ: curves of the per-step gain ρ·rms_i tanh′(a_t,i) against t."""
-
-    radii: np.ndarray  # (R,)
-    threshold: float  # a unit is saturated when |h_t,i| = |tanh(a_t,i)| > threshold
-    saturated: np.ndarray  # (R, T) fraction of the units that are saturated at step t
-    mean_slope: np.ndarray  # (R, T) mean_i tanh′(a_t,i)
-
-    @property
-    def step_gain(self) -> np.ndarray:
-        """(R,) the geometric mean over t of ρ·rms tanh′(a_t): the typical factor one step multiplies in."""
-        with np.errstate(divide="ignore"):
-            return np.exp(np.mean(np.log(np.stack([c.y for c in self.curves])), axis=1))
-
-
-def rnn_saturation(radii: Sequence[float] = (0.9, 1.0, 1.1), T: int = 50, d_hidden: int = 32,
-                   input_scale: float = 1.0, threshold: float = SATURATED_AT, seed: int = 0,
-                   dtype: torch.dtype = torch.float64) -> RNNSaturation:
-    """How saturated a tanh RNN's units are at every step, and what that does to one step's gain.
-
-    h_t = tanh(a_t) ⇒ tanh′(a_t) = 1 − h_t²; a step D_t W (W = ρQ) scales a random vector by ≈ ρ·rms_i tanh′(a_t,i).
-
-    Args:
-        radii, T, d_hidden, input_scale, seed, dtype: as in rnn_gradients (the same RNNs, the same inputs).
-        threshold: in (0, 1); a unit counts as saturated when |h_t,i| > threshold.
-    """
-    if checks.finite(threshold, "threshold", positive=True) >= 1:
-        raise ValueError(f"threshold must be below 1 (|tanh| < 1); got {threshold!r}")
-    rhos, x = _rnn_inputs(radii, T, d_hidden, input_scale, seed, dtype, torch.device("cpu"))  # x: (1, T, d)
-    curves, saturated, mean_slope = [], [], []
-    for rho in rhos:
-        rnn = VanillaRNN(d_hidden, d_hidden, activation="tanh", spectral_radius=rho, seed=seed, dtype=dtype)
-        with torch.no_grad():
-            h = rnn(x)[0].to(torch.float64)  # (T, d)   h_1 … h_T
-        slope = 1 - h**2  # (T, d)   tanh′(a_t)
-        saturated.append((h.abs() > threshold).double().mean(dim=1).numpy())
-        mean_slope.append(slope.mean(dim=1).numpy())
-        gain = rho * slope.pow(2).mean(dim=1).sqrt().numpy()  # (T,)
-        curves.append(curve(f"rho={rho:g}", f"ρ = {rho:g}", "series", np.arange(1, len(gain) + 1), gain))
-    return RNNSaturation(curves=tuple(curves), radii=np.asarray(rhos), threshold=float(threshold),
-                         saturated=np.stack(saturated), mean_slope=np.stack(mean_slope))
-
-
+@single_threaded
 def facts(seed: int) -> dict[str, bool]:
     """The chapter's headline re-measured for one seed at the chapter's settings: checked sentence -> holds."""
     profiles, gains = chapter_profiles(seed), gain_sweep((1.0, TANH_GAIN), seed=seed)

@@ -10,13 +10,12 @@ static site is gradlib.static.static_explorer.
 """
 from __future__ import annotations
 
-import contextlib
 import html
 import inspect
 import io
 import time
 from collections import OrderedDict
-from typing import Any, Callable, Hashable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Callable, Hashable, Mapping, Optional, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -25,24 +24,7 @@ from matplotlib.figure import Figure
 from gradlib import style as gs
 from gradlib.controls import Control, ipywidgets_module
 
-__all__ = ["FigureView", "Explorer", "check_keywords", "one_torch_thread"]
-
-
-@contextlib.contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """Run the body with one torch thread, restored afterwards.
-
-    The explorers' models are tiny: with 2+ threads OpenMP's start-up and spin-waiting cost more than the work
-    (3-30x slower when other processes share the cores, measured by benchmarks/bench.py).
-    """
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+__all__ = ["FigureView", "Explorer", "check_keywords"]
 
 
 def check_keywords(fn: Callable[..., Any], names: Sequence[str], what: str) -> None:

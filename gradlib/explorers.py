@@ -19,11 +19,12 @@ from gradlib.controls import Control, checkbox, choice, float_slider, int_slider
 from gradlib.exp_attention import path_lengths
 from gradlib.exp_placement import stack_gradients
 from gradlib.exp_telephone import mlp_gradients
-from gradlib.explorer import Explorer, FigureView, one_torch_thread
+from gradlib.explorer import Explorer, FigureView
 from gradlib.figures import DepthProfileFigure, PathLengthFigure
 from gradlib.report import profile_verdict
 from gradlib.results import DepthProfile
 from gradlib.static import StaticExplorer, static_explorer
+from gradlib.threads import one_torch_thread
 
 __all__ = ["mlp_compute", "path_length_compute", "residual_compute", "norm_compute", "profile_view",
            "path_length_view", "mlp_explorer", "path_length_explorer", "residual_explorer", "norm_explorer"]

@@ -7,6 +7,15 @@
 
 The weights have nn.MultiheadAttention's layout: its packed in_proj_weight is the rows W_Q; W_K; W_V, and
 :meth:`SelfAttention.copy_from_torch` copies them in, so the two modules can be checked against each other.
+
+Two options bound the attention logits (both off by default):
+
+    qk_norm = "layer" | "rms"   Q_h ← N(Q_h), K_h ← N(K_h) over each head's d_head features (one N for q, one
+                                for k, shared by the heads), gain 1 at init
+                                (QK-norm: Henry et al. 2020; Dehghani et al. 2023; Wortsman et al. 2023);
+                                with unit gain ‖q̂‖, ‖k̂‖ ≤ √d_head, so |s·q̂·k̂| ≤ √d_head
+    sigma_reparam = True        every W ← γ·W/σ(W), γ a learnable scalar (1 at init), σ by power iteration
+                                (σReparam: Zhai et al. 2023; torch.nn.utils.parametrizations.spectral_norm)
 """
 
 from __future__ import annotations
@@ -15,12 +24,27 @@ from typing import Optional, Union
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils import skip_init
+from torch.nn.utils import parametrize, skip_init
+from torch.nn.utils.parametrizations import spectral_norm
 
 from gradlib import checks, draws
 from gradlib.attention import Scale, attention, score_scale
 
-__all__ = ["SelfAttention"]
+__all__ = ["SelfAttention", "QK_NORMS", "Gain"]
+
+QK_NORMS = ("none", "layer", "rms")
+POWER_ITERATIONS = 100  # power-method steps after spectral_norm's own 15 at attach: σ(Ŵ) = γ to ~1e-8 (d = 64)
+
+
+class Gain(nn.Module):
+    """A learnable scalar gain, as a parametrization: W ↦ γ·W (γ = 1 at init); stacked after spectral_norm."""
+
+    def __init__(self, device: Optional[Union[str, torch.device]] = None, dtype: Optional[torch.dtype] = None):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones((), device=device, dtype=dtype))
+
+    def forward(self, w: Tensor) -> Tensor:
+        return self.gamma * w
 
 
 class SelfAttention(nn.Module):
@@ -40,6 +64,9 @@ class SelfAttention(nn.Module):
         n_heads: number of heads, each of width d_head = d_model / n_heads.
         scale: score scale per head, as in :func:`gradlib.attention.attention` ("sqrt_dk" uses d_head).
         bias: whether the four projections have biases.
+        qk_norm: "none", "layer" (nn.LayerNorm(d_head, bias=False)) or "rms" (nn.RMSNorm(d_head)) applied to
+            every head's queries and keys (one norm for q, one for k, shared by the heads).
+        sigma_reparam: reparametrize W_Q, W_K, W_V, W_O as γ·W/σ(W) (σReparam); then copy_from_torch is refused.
         seed: seed of the local generator for the init (any integer).
         generator: a CPU torch.Generator to draw the init from instead (wins over seed); lets a stack draw
             independent layers from one stream.
@@ -53,6 +80,8 @@ class SelfAttention(nn.Module):
         *,
         scale: Scale = "sqrt_dk",
         bias: bool = True,
+        qk_norm: str = "none",
+        sigma_reparam: bool = False,
         seed: int = 0,
         generator: Optional[torch.Generator] = None,
         device: Optional[Union[str, torch.device]] = None,
@@ -61,6 +90,8 @@ class SelfAttention(nn.Module):
         checks.heads(d_model, n_heads)
         score_scale(int(d_model) // int(n_heads), scale)  # raises ValueError naming `scale`
         checks.boolean(bias, "bias")
+        checks.choice(qk_norm, "qk_norm", QK_NORMS)
+        checks.boolean(sigma_reparam, "sigma_reparam")
         checks.seed(seed)
         checks.generator(generator)
         super().__init__()
@@ -68,12 +99,17 @@ class SelfAttention(nn.Module):
         self.n_heads = int(n_heads)
         self.d_head = self.d_model // self.n_heads
         self.scale = scale
+        self.qk_norm, self.sigma_reparam = qk_norm, bool(sigma_reparam)
         factory = {"device": "cpu" if device is None else device, "dtype": dtype}
         # skip_init: nn.Linear's own init would draw from (and advance) the global RNG for nothing.
         self.w_q = skip_init(nn.Linear, d_model, d_model, bias=bias, **factory)
         self.w_k = skip_init(nn.Linear, d_model, d_model, bias=bias, **factory)
         self.w_v = skip_init(nn.Linear, d_model, d_model, bias=bias, **factory)
         self.w_o = skip_init(nn.Linear, d_model, d_model, bias=bias, **factory)
+        norm = {"none": None, "layer": lambda: nn.LayerNorm(self.d_head, bias=False, **factory),
+                "rms": lambda: nn.RMSNorm(self.d_head, **factory)}[qk_norm]
+        self.q_norm = nn.Identity() if norm is None else norm()  # gain 1 at init: |logit| ≤ √d_head
+        self.k_norm = nn.Identity() if norm is None else norm()
         self.reset_parameters(draws.generator(seed) if generator is None else generator)
 
     def reset_parameters(self, generator: Optional[torch.Generator] = None) -> None:
@@ -84,8 +120,12 @@ class SelfAttention(nn.Module):
         """
         checks.generator(generator)
         g = draws.generator(0) if generator is None else generator
+        projections = (self.w_q, self.w_k, self.w_v, self.w_o)
+        for lin in projections:  # draw into the plain weight; σReparam is re-attached to the new W below
+            if parametrize.is_parametrized(lin, "weight"):
+                parametrize.remove_parametrizations(lin, "weight", leave_parametrized=False)
         with torch.no_grad():
-            for lin in (self.w_q, self.w_k, self.w_v, self.w_o):
+            for lin in projections:
                 # Drawn on the CPU generator, then copied: the same numbers on every device. Unlike the
                 # draws of gradlib.draws these are drawn in the parameter's own dtype (nn.init's way, kept
                 # so that a seed keeps its weights).
@@ -94,12 +134,58 @@ class SelfAttention(nn.Module):
                 lin.weight.copy_(w)
                 if lin.bias is not None:
                     lin.bias.zero_()
+        for norm in (self.q_norm, self.k_norm):
+            if isinstance(norm, (nn.LayerNorm, nn.RMSNorm)):
+                norm.reset_parameters()
+        if self.sigma_reparam:
+            self._attach_sigma_reparam()
+
+    def _attach_sigma_reparam(self) -> None:
+        """W ← γ·W/σ(W) on the four projections: spectral_norm's power iteration, then a Gain γ."""
+        device = self.w_q.weight.device
+        # spectral_norm starts its power iteration from vectors drawn with the global RNG: draw them from a
+        # fork seeded 0, so a model is the same every time and the caller's RNG is left as it was.
+        with torch.random.fork_rng(devices=[] if device.type != "cuda" else [device]):
+            torch.manual_seed(0)
+            for lin in (self.w_q, self.w_k, self.w_v, self.w_o):
+                spectral_norm(lin, n_power_iterations=1)  # 1 more step per forward in training mode
+                training = lin.training
+                with torch.no_grad():
+                    lin.train()
+                    for _ in range(POWER_ITERATIONS):  # in training mode every read of the weight is one step
+                        lin.weight
+                lin.train(training)
+                parametrize.register_parametrization(lin, "weight", Gain(device, lin.weight.dtype))
+
+    def raw_weight(self, name: str) -> Tensor:
+        """The parameter W of projection `name` ("w_q", "w_k", "w_v" or "w_o") before any σReparam: W, not Ŵ."""
+        lin = getattr(self, checks.choice(name, "name", ("w_q", "w_k", "w_v", "w_o")))
+        return lin.parametrizations.weight.original if parametrize.is_parametrized(lin, "weight") else lin.weight
 
     def _split_heads(self, t: Tensor) -> Tensor:
         return t.unflatten(-1, (self.n_heads, self.d_head)).transpose(-3, -2)  # (..., h, T, d_head)
 
     def _merge_heads(self, t: Tensor) -> Tensor:
         return t.transpose(-3, -2).flatten(-2)  # (..., T, d_model)
+
+    def _heads(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        checks.tensor(x, "x", min_dim=2, floating=True)
+        if x.shape[-1] != self.d_model:
+            raise ValueError(f"x must have last dimension d_model={self.d_model}; got shape {tuple(x.shape)}")
+        q = self.q_norm(self._split_heads(self.w_q(x)))  # (B, h, T, d_head)   N(Q_h), or Q_h
+        k = self.k_norm(self._split_heads(self.w_k(x)))  # (B, h, T, d_head)
+        return q, k, self._split_heads(self.w_v(x))
+
+    def scores(self, x: Tensor) -> Tensor:
+        """The attention logits of every head, before any mask: A_h = s·Q_h K_hᵀ (after QK-norm if any).
+
+        Args:
+            x: tokens (B, T, d_model) (or unbatched (T, d_model)).
+        Returns:
+            (B, n_heads, T, T)
+        """
+        q, k, _ = self._heads(x)
+        return q @ k.transpose(-2, -1) * score_scale(self.d_head, self.scale)
 
     def forward(
         self, x: Tensor, mask: Optional[Tensor] = None, *, return_weights: bool = False
@@ -111,14 +197,9 @@ class SelfAttention(nn.Module):
             mask: bool, True = may attend: (T, T), (B, T, T) or (B, n_heads, T, T).
             return_weights: also return the attention weights P, (B, n_heads, T, T).
         """
-        checks.tensor(x, "x", min_dim=2, floating=True)
-        if x.shape[-1] != self.d_model:
-            raise ValueError(f"x must have last dimension d_model={self.d_model}; got shape {tuple(x.shape)}")
         if mask is not None and isinstance(mask, Tensor) and mask.dim() == 3:
             mask = mask.unsqueeze(-3)  # (B, 1, T, T): the same mask for every head
-        q = self._split_heads(self.w_q(x))  # (B, h, T, d_head)
-        k = self._split_heads(self.w_k(x))  # (B, h, T, d_head)
-        v = self._split_heads(self.w_v(x))  # (B, h, T, d_head)
+        q, k, v = self._heads(x)  # (B, h, T, d_head) each
         # No finiteness check: inside a deep stack an overflow is a result to measure, not a bad input.
         heads = attention(q, k, v, scale=self.scale, mask=mask, check_finite=False)
         z = self.w_o(self._merge_heads(heads.output))  # (B, T, d_model)
@@ -134,6 +215,8 @@ class SelfAttention(nn.Module):
         """
         if not isinstance(mha, nn.MultiheadAttention):
             raise ValueError(f"mha must be an nn.MultiheadAttention; got {type(mha).__name__}")
+        if self.sigma_reparam:
+            raise ValueError("copy_from_torch needs sigma_reparam=False: σReparam's Ŵ = γ·W/σ(W) is not a copy of W")
         if mha.embed_dim != self.d_model or mha.num_heads != self.n_heads:
             raise ValueError(
                 f"mha must have embed_dim={self.d_model} and num_heads={self.n_heads}; "
@@ -157,4 +240,6 @@ class SelfAttention(nn.Module):
                 self.w_o.bias.copy_(mha.out_proj.bias)
 
     def extra_repr(self) -> str:
-        return f"d_model={self.d_model}, n_heads={self.n_heads}, scale={self.scale!r}"
+        extra = (f", qk_norm={self.qk_norm!r}" if self.qk_norm != "none" else "") + (
+            ", sigma_reparam=True" if self.sigma_reparam else "")
+        return f"d_model={self.d_model}, n_heads={self.n_heads}, scale={self.scale!r}{extra}"

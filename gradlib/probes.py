@@ -18,18 +18,17 @@ The loss is, in this order: ``loss_fn(y)``; the model's own loss (a Hugging Face
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from gradlib import checks
-from gradlib.discovery import LayersArg, find_layers, first_tensor, read_output
+from gradlib.discovery import LayersArg, capture_outputs, find_layers, read_output
 from gradlib.geometry import rank_collapse
 
 __all__ = [
@@ -140,58 +139,6 @@ def _loss(out: object, loss_fn: LossFn) -> tuple[Tensor, str]:
     return loss.reshape(()), source
 
 
-def _version_of(h: Optional[Tensor]) -> Optional[int]:
-    """The tensor's in-place modification counter (None where there is none: inference-mode tensors)."""
-    try:
-        return None if h is None else h._version
-    except RuntimeError:
-        return None
-
-
-@contextlib.contextmanager
-def _capture_outputs(named_layers: list[tuple[str, nn.Module]]) -> Iterator[list[Optional[Tensor]]]:
-    """Forward hooks that store each layer's output tensor; removed on exit even if the forward raises."""
-    outputs: list[Optional[Tensor]] = [None] * len(named_layers)
-    versions: list[Optional[int]] = [None] * len(named_layers)
-    calls = [0] * len(named_layers)
-
-    def make_hook(i: int) -> Callable:
-        def hook(module: nn.Module, args: object, out: object) -> None:
-            calls[i] += 1
-            outputs[i] = h = first_tensor(out)  # HF v5 blocks return a tensor, older ones a tuple
-            versions[i] = _version_of(h)
-
-        return hook
-
-    handles = [m.register_forward_hook(make_hook(i)) for i, (_, m) in enumerate(named_layers)]
-    try:
-        yield outputs
-        # checks after the forward, still inside the try so the hooks go whatever happens
-        for i, (name, _) in enumerate(named_layers):
-            if calls[i] == 0:
-                raise ValueError(
-                    f"layer '{name}' was not run by the model's forward (or only through .forward(), which "
-                    "skips hooks); pass layers= that the model calls"
-                )
-            if calls[i] > 1:
-                raise ValueError(
-                    f"layer '{name}' ran {calls[i]} times in one forward; each probed layer must run exactly once "
-                    "(pass layers= with modules that run once)"
-                )
-            if outputs[i] is None:
-                raise ValueError(f"layer '{name}' returned no tensor")
-            if _version_of(outputs[i]) != versions[i]:
-                # e.g. nn.ReLU(inplace=True) right after a Linear: the captured tensor now holds the ReLU's
-                # output, so a gradient read from it would be silently attributed to the wrong layer
-                raise ValueError(
-                    f"the output of layer '{name}' was modified in place later in the forward "
-                    "(e.g. by nn.ReLU(inplace=True)); pass layers= that excludes it"
-                )
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
 def _norms64(tensors: Sequence[Optional[Tensor]], like: Tensor) -> Tensor:
     """‖g‖₂ of every tensor (None -> 0), in float64 so that float32 gradients near 1e38 do not overflow."""
     zero = torch.zeros((), dtype=torch.float64, device=like.device)
@@ -245,7 +192,7 @@ def layer_grad_norms(model: nn.Module, x: Inputs, loss_fn: LossFn = None, layers
         x = x.detach().requires_grad_(True)
 
     with torch.enable_grad():
-        with _capture_outputs(named_layers) as outputs:
+        with capture_outputs(named_layers) as outputs:
             out = _run(model, x)
         loss, source = _loss(out, loss_fn)
     for (name, _), h in zip(named_layers, outputs):
@@ -317,7 +264,7 @@ def layer_stats(model: nn.Module, x: Inputs, layers: LayersArg = None) -> LayerS
     """
     x = _checked(model, x)
     named_layers = find_layers(model, layers)
-    with torch.no_grad(), _capture_outputs(named_layers) as outputs:
+    with torch.no_grad(), capture_outputs(named_layers) as outputs:
         _run(model, x)
     mean, std, norm, collapse = [], [], [], []
     for h in outputs:

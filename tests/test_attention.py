@@ -10,6 +10,7 @@ from torch.autograd.functional import jacobian
 from gradlib.attention import (
     AttentionResult,
     attention,
+    attention_grads,
     score_scale,
     scores_jacobian,
     self_attention,
@@ -254,3 +255,26 @@ def test_scores_and_weights_jacobians_refuse_non_finite_queries_or_keys_naming_t
         scores_jacobian(args["q"], args["k"])
     with pytest.raises(ValueError, match=rf"^{name} must be finite"):
         weights_jacobian(args["q"], args["k"])
+
+
+# ------------------------------------------------------------------------------------------ attention_grads
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_attention_grads_equal_autograd(scale, use_mask):
+    q, k, v = randn(2, 5, 3, seed=1), randn(2, 6, 3, seed=2), randn(2, 6, 4, seed=3)
+    dz = randn(2, 5, 4, seed=4)
+    mask = causal(5, 6) if use_mask else None
+    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    out = F.scaled_dot_product_attention(*leaves, attn_mask=mask,
+                                         scale=None if scale == "sqrt_dk" else score_scale(3, scale))
+    expected = torch.autograd.grad((out * dz).sum(), leaves)
+    for got, truth in zip(attention_grads(q, k, v, dz, scale, mask=mask), expected):
+        torch.testing.assert_close(got, truth, rtol=1e-12, atol=1e-14)
+
+
+def test_attention_grads_refuse_a_grad_output_of_the_wrong_shape():
+    q = randn(4, 3)
+    with pytest.raises(ValueError, match="grad_output must have the output's shape"):
+        attention_grads(q, q, q, randn(4, 2))
+    with pytest.raises(ValueError, match="grad_output"):
+        attention_grads(q, q, q, torch.full((4, 3), float("nan"), dtype=DT))

@@ -27,13 +27,16 @@ CHAPTERS = [
     "book/02_attention",
     "book/03_residual",
     "book/04_layer_norm",
+    "book/05_scores",
+    "book/06_encoder_layer",
 ]
 # The keys chapter writers cite (one per paper of /work/shared/science.md).
 COURSE_BIB_KEYS = {
     "glorot2010understanding", "pascanu2013difficulty", "vaswani2017attention", "dong2021attention",
     "noci2022signal", "he2016deep", "he2016identity", "bachlechner2020rezero", "wang2022deepnet",
     "liu2020understanding", "ba2016layer", "zhang2019root", "ioffe2015batch", "xiong2020layer",
-    "shleifer2021normformer", "zhai2023stabilizing",
+    "shleifer2021normformer", "zhai2023stabilizing", "he2015delving", "henry2020query", "dehghani2023scaling",
+    "wortsman2023small", "devlin2019bert", "radford2019language", "touvron2023llama",
 }
 # Hosts that serve libraries, fonts or analytics to pages: none may appear in the site's configuration or
 # static files (launch targets such as mybinder.org and colab are links a reader clicks, not page assets).
@@ -300,23 +303,41 @@ def _solutions() -> list[tuple[str, str, str]]:
     return found
 
 
-def test_every_chapter_has_an_exercise_where_the_reader_writes_code_and_a_checker_answers():
-    from gradlib.exercises import EXERCISES
+def _exercises() -> dict:
+    """Every checker by exercise name: the EXERCISES of gradlib.exercises and of each gradlib.exercise_* module."""
+    import importlib
+    import pkgutil
 
+    import gradlib
+
+    found: dict = {}
+    for _, name, _ in pkgutil.iter_modules(gradlib.__path__):
+        if name == "exercises" or name.startswith("exercise_"):
+            registry = importlib.import_module(f"gradlib.{name}").EXERCISES
+            assert not set(registry) & set(found), f"gradlib.{name} reuses exercise names {set(registry) & set(found)}"
+            found.update(registry)
+    return found
+
+
+CHECKER_CALL = re.compile(r"\b(exercises|exercise_\w+)\.check_\w+\(")
+
+
+def test_every_chapter_has_an_exercise_where_the_reader_writes_code_and_a_checker_answers():
+    EXERCISES = _exercises()
     with_solution = {nb for nb, _, _ in _solutions()}
     for chapter in CHAPTERS:
         path = ROOT / f"{chapter}.ipynb"
         nb = nbformat.read(path, as_version=4)
         code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
         assert path.name in with_solution, f"{path.name}: no worked solution block '# exercise: <name>'"
-        assert re.search(r"exercises\.check_\w+\(", code), f"{path.name}: no cell calls a gradlib.exercises checker"
+        assert CHECKER_CALL.search(code), f"{path.name}: no cell calls a gradlib exercise checker"
     names = [name for _, name, _ in _solutions()]
     assert set(names) <= set(EXERCISES), f"solution blocks name unknown exercises: {set(names) - set(EXERCISES)}"
 
 
 def test_every_worked_solution_passes_its_checker():
     # The dropdown's code is what a reader copies: run it through the same checker the chapter calls.
-    from gradlib.exercises import EXERCISES
+    EXERCISES = _exercises()
 
     solutions = _solutions()
     assert solutions, "no worked solutions found"

@@ -21,10 +21,11 @@ from gradlib import charts as gc  # noqa: E402
 from gradlib import figures as gf  # noqa: E402
 from gradlib import report  # noqa: E402
 from gradlib import style as gs  # noqa: E402
-from gradlib.exp_attention import QKGradients, SoftmaxSaturation  # noqa: E402
+from gradlib.exp_attention import QKGradients  # noqa: E402
 from gradlib.exp_norms import ActivationStats, NormComparison  # noqa: E402
 from gradlib.exp_placement import PrePostSweep  # noqa: E402
 from gradlib.exp_residual import ResidualScale, StreamNorms  # noqa: E402
+from gradlib.exp_scores import SoftmaxSaturation  # noqa: E402
 from gradlib.results import CurveSet, curve  # noqa: E402
 
 INF, NAN = np.inf, np.nan
@@ -381,10 +382,11 @@ def real():
     from gradlib import exp_norms as N
     from gradlib import exp_placement as P
     from gradlib import exp_residual as R
+    from gradlib import exp_scores as S
 
     return {
         "qk": A.qk_gradients(depths=(1, 3), n_tokens=4, d=8),
-        "saturation": A.softmax_saturation(d_ks=(4, 64), n_rows=16, n_keys=8),
+        "saturation": S.softmax_saturation(d_ks=(4, 64), n_rows=16, n_keys=8),
         "spectrum": R.residual_scale_spectrum(alphas=(0.0, 0.5), n_layers=2, d_model=8, k=2, n_tokens=2),
         "stream": R.residual_stream_norms(depth=3, d_model=8, n_tokens=4, batch=1),
         "activation": N.activation_stats(depth=3, d_model=8, n_tokens=4, batch=1),

@@ -277,3 +277,21 @@ def test_find_layers_of_causal_lm_wrappers_and_layer_stats_of_llama():
     stats = layer_stats(llama, _ids(seed=4))
     assert stats.rank_collapse.shape == (4,) and np.all((stats.rank_collapse > 0) & (stats.rank_collapse <= 1))
     assert all(not m._forward_hooks for m in llama.modules())
+
+
+def test_capture_outputs_keeps_each_layers_output_and_removes_its_hooks_even_on_error():
+    from gradlib.discovery import capture_outputs
+
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    layers = [("0", net[0]), ("2", net[2])]
+    with capture_outputs(layers) as outputs:
+        net(x)
+    torch.testing.assert_close(outputs[0], net[0](x), rtol=0, atol=0)  # the same tensor a plain call gives
+    torch.testing.assert_close(outputs[1], net(x), rtol=0, atol=0)
+    assert all(not m._forward_hooks for m in net)
+    with pytest.raises(RuntimeError, match="boom"), capture_outputs(layers):
+        raise RuntimeError("boom")
+    assert all(not m._forward_hooks for m in net)
+    with pytest.raises(ValueError, match="layer '2' was not run"), capture_outputs(layers):
+        net[0](x)

@@ -13,6 +13,7 @@ from gradlib.exercises import (
     LN_EPS,
     Verdict,
     check,
+    check_causal_attention,
     check_layer_jacobian,
     check_layernorm_backward,
     check_residual_jacobian,
@@ -41,6 +42,13 @@ def residual_jacobian(w, x):
     return torch.eye(x.shape[0], dtype=x.dtype) + layer_jacobian(w, x)  # (n, n)
 
 
+def causal_attention(x, w_q, w_k, w_v):
+    q, k, v = x @ w_q, x @ w_k, x @ w_v  # (T, d_k), (T, d_k), (T, d_v)
+    scores = q @ k.T / k.shape[-1] ** 0.5  # (T, T)
+    future = torch.ones_like(scores, dtype=torch.bool).triu(1)  # j > i
+    return torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1) @ v  # (T, d_v)
+
+
 def layernorm_backward(x, g):
     mu = x.mean()
     r = 1 / torch.sqrt(((x - mu) ** 2).mean() + LN_EPS)  # 1/√(σ² + ε)
@@ -49,7 +57,8 @@ def layernorm_backward(x, g):
 
 
 SOLUTIONS = {"layer_jacobian": layer_jacobian, "softmax_jacobian": softmax_jacobian,
-             "residual_jacobian": residual_jacobian, "layernorm_backward": layernorm_backward}
+             "residual_jacobian": residual_jacobian, "layernorm_backward": layernorm_backward,
+             "causal_attention": causal_attention}
 
 
 def recorded(fn):
@@ -72,9 +81,11 @@ def on_call(k, fn, then):
 
 
 # ------------------------------------------------------------------------------------------------- right answers
-def test_the_exercises_are_the_four_chapters():
-    assert list(EXERCISES) == ["layer_jacobian", "softmax_jacobian", "residual_jacobian", "layernorm_backward"]
+def test_the_exercises_are_the_chapters_in_order():
+    assert list(EXERCISES) == ["layer_jacobian", "causal_attention", "residual_jacobian", "layernorm_backward",
+                               "softmax_jacobian"]
     assert EXERCISES["layer_jacobian"] is check_layer_jacobian
+    assert EXERCISES["causal_attention"] is check_causal_attention
     for checker in EXERCISES.values():
         assert "You write fn(" in checker.__doc__ and "autograd" not in checker.__doc__.split("\n")[0]
 
@@ -83,7 +94,8 @@ def test_the_exercises_are_the_four_chapters():
 def test_a_correct_solution_is_right(name):
     verdict = EXERCISES[name](SOLUTIONS[name])
     assert verdict.correct is True and bool(verdict)
-    assert verdict.message.startswith(f"Right: your {name} matches autograd on 5 random inputs (largest difference")
+    truth = "gradlib.attention" if name == "causal_attention" else "autograd"
+    assert verdict.message.startswith(f"Right: your {name} matches {truth} on 5 random inputs (largest difference")
     assert verdict.trials == 5 and 0 <= verdict.largest_difference < 1e-12
 
 
@@ -365,3 +377,46 @@ def test_a_verdict_reads_as_its_message_and_shows_a_mark():
     assert "&lt;b&gt;&amp;&lt;/b&gt;" in escaped and np.isnan(Verdict(True, "Right: x").largest_difference)
     with pytest.raises(dataclasses.FrozenInstanceError):
         right.correct = False  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------------------------------ causal attention
+def _without_mask(x, w_q, w_k, w_v):
+    q, k = x @ w_q, x @ w_k
+    return torch.softmax(q @ k.T / k.shape[-1] ** 0.5, dim=-1) @ (x @ w_v)
+
+
+def _upper_mask(x, w_q, w_k, w_v):  # the mask the wrong way round: each token sees the future
+    scores = (x @ w_q) @ (x @ w_k).T / w_k.shape[-1] ** 0.5
+    past = torch.ones_like(scores, dtype=torch.bool).tril(-1)
+    return torch.softmax(scores.masked_fill(past, float("-inf")), dim=-1) @ (x @ w_v)
+
+
+def _unscaled(x, w_q, w_k, w_v):
+    scores = (x @ w_q) @ (x @ w_k).T
+    future = torch.ones_like(scores, dtype=torch.bool).triu(1)
+    return torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1) @ (x @ w_v)
+
+
+def _softmax_over_queries(x, w_q, w_k, w_v):
+    scores = (x @ w_q) @ (x @ w_k).T / w_k.shape[-1] ** 0.5
+    future = torch.ones_like(scores, dtype=torch.bool).triu(1)
+    return torch.softmax(scores.masked_fill(future, float("-inf")), dim=0) @ (x @ w_v)
+
+
+@pytest.mark.parametrize("wrong", [_without_mask, _upper_mask, _unscaled, _softmax_over_queries])
+def test_typical_attention_mistakes_are_wrong_and_named_against_gradlib_attention(wrong):
+    verdict = check_causal_attention(wrong)
+    assert not verdict and "but gradlib.attention gives" in verdict.message, verdict.message
+
+
+def test_the_causal_attention_checker_agrees_with_torch_sdpa():
+    # the checker's truth is gradlib.attention; PyTorch's own is_causal attention is an independent one
+    def sdpa(x, w_q, w_k, w_v):
+        return torch.nn.functional.scaled_dot_product_attention(x @ w_q, x @ w_k, x @ w_v, is_causal=True)
+
+    assert check_causal_attention(sdpa, trials=8)
+
+
+def test_check_refuses_an_empty_truth_name():
+    with pytest.raises(ValueError, match="truth"):
+        check(lambda a: a, lambda a: a, lambda g: (torch.zeros(2),), name="f", truth="")

@@ -3,8 +3,8 @@
 Every conclusion is re-measured over seeds 0, 1, 2 with thresholds that leave a margin of ~3× or more over
 what the seeds measured. Independent truths: autograd's full Jacobians (reverse mode, where the experiment
 uses forward mode), the stacks unrolled block by block by hand (no hooks) with r(H) and the cosine written
-out in numpy, and the softmax Jacobian diag(p) − ppᵀ from its definition. Where a number can be recomputed by
-calling the probe directly on the same model and input, it must be equal.
+out in numpy. Where a number can be recomputed by calling the probe directly on the same model and input, it
+must be equal. (The softmax-saturation tests moved with the experiment to tests/test_exp_scores.py.)
 """
 
 from __future__ import annotations
@@ -214,36 +214,6 @@ def test_qk_ratio_and_cosine_equal_autograd_on_the_hand_unrolled_stack(layer, in
     assert result.layer == str(layer)
 
 
-# ------------------------------------------------------------------------------------ softmax saturation
-@pytest.mark.parametrize("seed", SEEDS)
-def test_unscaled_scores_saturate_the_softmax_at_large_d_k(seed):
-    result = A.softmax_saturation(d_ks=(16, 1024), n_rows=256, seed=seed)
-    assert result.saturated_fraction["none"].y[-1] > 0.5  # measured 0.67-0.70
-    assert np.all(result.saturated_fraction["sqrt_dk"].y < 0.05)  # measured 0
-    jac_scaled, jac_none = result.jacobian_norm["sqrt_dk"].y, result.jacobian_norm["none"].y
-    assert jac_scaled.max() / jac_scaled.min() < 1.5  # with 1/√d_k the Jacobian does not depend on d_k (≤ 1.1)
-    assert jac_none[-1] < 0.5 * jac_none[0]  # without it the Jacobian shrinks as d_k grows (measured ≤ 0.28×)
-    np.testing.assert_array_equal(result.d_k, [16, 1024])
-    assert result.threshold == 0.99
-
-
-def test_softmax_saturation_measures_equal_their_definitions_and_autograd():
-    result = A.softmax_saturation(d_ks=(8, 3), scales=("none", 2.0, "sqrt_dk"), n_rows=3, n_keys=5,
-                                  threshold=0.6, seed=0)
-    gen = torch.Generator().manual_seed(0 + 1_000_003)  # the experiment's data stream: q then k, per d_k
-    for j, d_k in enumerate((8, 3)):
-        q = torch.randn(3, d_k, generator=gen, dtype=F64)
-        k = torch.randn(5, d_k, generator=gen, dtype=F64)
-        for key, s in (("none", 1.0), ("tau=2", 0.5), ("sqrt_dk", 1 / math.sqrt(d_k))):
-            p = torch.softmax(s * q @ k.T, dim=-1).numpy()  # (N, S)
-            assert result.saturated_fraction[key].y[j] == np.mean(p.max(axis=1) > 0.6)
-            top = [np.linalg.eigvalsh(np.diag(row) - np.outer(row, row))[-1] for row in p]
-            assert result.jacobian_norm[key].y[j] == pytest.approx(np.mean(top), rel=1e-10)
-            norms = [torch.autograd.functional.jacobian(lambda qi: torch.softmax(s * qi @ k.T, -1), q[i]).norm().item()
-                     for i in range(3)]  # ‖∂p_i/∂q_i‖_F, (S, d_k) each
-            assert result.query_grad_norm[key].y[j] == pytest.approx(np.mean(norms), rel=1e-12)
-
-
 # ------------------------------------------------------------------------------------ the chapter's numbers
 def test_regression_path_lengths_of_chapter_two_at_seed_0():
     # What chapter 2 prints (the old gradlib.experiments produced the same): a reshaping must not move them.
@@ -262,28 +232,6 @@ def test_regression_rank_collapse_and_qk_gradients_at_seed_0():
     np.testing.assert_allclose(qk["scaled"].y, [0.81473, 1.0302, 1.0494, 0.94022, 0.64962], rtol=1e-3)
 
 
-def test_regression_softmax_saturation_of_chapter_two_at_seed_0():
-    result = A.softmax_saturation(seed=0)  # d_k = 16, 64, 256, 1024 and 512 rows, as the chapter
-    np.testing.assert_allclose(result.saturated_fraction["none"].y, [0.033203, 0.234375, 0.552734, 0.769531],
-                               rtol=1e-3)
-    np.testing.assert_array_equal(result.saturated_fraction["sqrt_dk"].y, 0.0)
-    np.testing.assert_allclose(result.jacobian_norm["none"].y, [0.26097, 0.18506, 0.10546, 0.049424], rtol=1e-3)
-    np.testing.assert_allclose(result.jacobian_norm["sqrt_dk"].y, [0.14268, 0.14425, 0.14773, 0.14647], rtol=1e-3)
-
-
-def test_the_unscaled_softmax_jacobian_is_larger_at_small_d_k_and_crosses_below_the_scaled_one():
-    # ‖J‖₂ is largest when a few keys share the weight: unscaled scores (variance d_k) are sharper than scaled
-    # ones (variance 1) but saturated only at larger d_k. Measured at seed 0: 0.26 vs 0.14 at d_k = 16, equal
-    # between 64 and 128, 0.06 vs 0.15 at 1024.
-    result = A.softmax_saturation(d_ks=(16, 32, 64, 128, 256, 512, 1024), seed=0)
-    none, scaled = result.jacobian_norm["none"].y, result.jacobian_norm["sqrt_dk"].y
-    first = int(np.argmax(none <= scaled))
-    assert result.crossover() == result.d_k[first] == 128
-    assert np.all(none[:first] > scaled[:first]) and np.all(none[first:] <= scaled[first:])
-    assert result.crossover("sqrt_dk", "sqrt_dk") == 16  # not larger than itself: the first d_k
-    assert A.softmax_saturation(d_ks=(16,), n_rows=16, seed=0).crossover() is None  # never crosses
-
-
 @pytest.mark.parametrize("seed", SEEDS)
 def test_non_causal_attention_does_not_fall_with_distance(seed):
     # With causal=False every output sees all T tokens: the share of x_1 is set by T, not by the distance.
@@ -297,7 +245,7 @@ def test_non_causal_attention_does_not_fall_with_distance(seed):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_every_fact_of_chapter_two_holds(seed):
     facts = A.facts(seed)
-    assert len(facts) == 11 and all(isinstance(v, bool) for v in facts.values())
+    assert len(facts) == 8 and all(isinstance(v, bool) for v in facts.values())
     failing = [fact for fact, holds in facts.items() if not holds]
     assert not failing, f"seed {seed}: {failing}"
 
@@ -316,7 +264,6 @@ def test_facts_read_the_experiments_with_their_thresholds():
     lambda: A.rank_collapse_depth(depth=3, n_tokens=4, d=8, seed=5, variants=("scaled",)),
     lambda: A.path_lengths(seq_len=8, d=8, n_sequences=1, seed=5),
     lambda: A.qk_gradients(depths=(2,), seed=5),
-    lambda: A.softmax_saturation(d_ks=(16,), n_rows=16, seed=5),
 ])
 def test_two_runs_with_the_same_seed_are_identical(call):
     _assert_same(call(), call())
@@ -326,7 +273,6 @@ def test_two_runs_with_the_same_seed_are_identical(call):
     lambda seed: A.rank_collapse_depth(depth=2, n_tokens=4, d=8, seed=seed)["skip"].y,
     lambda seed: A.path_lengths(seq_len=4, d=4, n_sequences=1, seed=seed).attention,
     lambda seed: A.qk_gradients(depths=(2,), n_tokens=4, d=8, seed=seed)["scaled"].y,
-    lambda seed: A.softmax_saturation(d_ks=(4,), n_rows=8, n_keys=4, seed=seed).jacobian_norm["none"].y,
 ])
 def test_different_seeds_give_different_numbers(call):
     assert not np.array_equal(call(0), call(1))
@@ -337,7 +283,6 @@ def test_experiments_leave_the_global_rng_untouched():
     A.path_lengths(seq_len=4, d=4, n_sequences=1)
     A.rank_collapse_depth(depth=2, n_tokens=3, d=4)
     A.qk_gradients(depths=(1,), n_tokens=3, d=4)
-    A.softmax_saturation(d_ks=(4,), n_rows=4, n_keys=3)
     assert torch.equal(state, torch.get_rng_state())
 
 
@@ -367,15 +312,6 @@ def test_experiments_leave_the_global_rng_untouched():
     (lambda: A.qk_gradients(d=-1), "d"),
     (lambda: A.qk_gradients(d=30, n_heads=4), "n_heads"),
     (lambda: A.qk_gradients(dtype=torch.int64), "dtype"),
-    (lambda: A.softmax_saturation(scales=("sqrt_dk", "foo")), "scales"),
-    (lambda: A.softmax_saturation(scales=(2.0, 2)), "scales"),
-    (lambda: A.softmax_saturation(d_ks=(0,)), "d_ks"),
-    (lambda: A.softmax_saturation(threshold=1.5), "threshold"),
-    (lambda: A.softmax_saturation(threshold=0.0), "threshold"),
-    (lambda: A.softmax_saturation(n_rows=0), "n_rows"),
-    (lambda: A.softmax_saturation(n_keys=0), "n_keys"),
-    (lambda: A.softmax_saturation(dtype=torch.int64), "dtype"),
-    (lambda: A.softmax_saturation(seed="0"), "seed"),
 ])
 def test_bad_arguments_raise_value_error_naming_the_argument(call, name):
     with pytest.raises(ValueError, match=rf"^(every entry of )?{name}\b"):
@@ -386,7 +322,6 @@ def test_bad_arguments_raise_value_error_naming_the_argument(call, name):
     lambda: A.path_lengths(spectral_radius=0.9),
     lambda: A.rank_collapse_depth(n_layers=2),
     lambda: A.qk_gradients(depth=2),
-    lambda: A.softmax_saturation(scale="none"),
 ])
 def test_unknown_keywords_are_errors(call):
     with pytest.raises(TypeError):

@@ -252,16 +252,6 @@ def test_check_keywords_names_what_compute_does_not_take():
         gx.check_keywords(g, ["x"], "grid keys")
 
 
-def test_one_torch_thread_runs_the_body_on_one_thread_and_restores_the_count():
-    threads = torch.get_num_threads()
-    with gx.one_torch_thread():
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == threads
-    with pytest.raises(RuntimeError), gx.one_torch_thread():
-        raise RuntimeError("boom")
-    assert torch.get_num_threads() == threads
-
-
 def test_explorer_box_holds_the_widgets_the_image_and_the_caption():
     explorer = gx.Explorer(Counting(), small_view(), controls(), title="t")
     title, row1, row2, image, text = explorer.box.children

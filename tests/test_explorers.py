@@ -261,3 +261,81 @@ def test_every_chapter_explorer_builds_static_within_budget_and_every_control_ch
     if name == "path":  # it starts at the live controls' values where the grid has them: n = 16, ρ = 1
         assert 'data-param="seq_len" min="0" max="1" step="1" value="1"' in static.html
         assert 'data-param="rho" min="0" max="1" step="1" value="0"' in static.html
+
+
+# ------------------------------------------------------------------------- chapter 5 (gradlib.explorers_scores)
+from gradlib import explorers_scores as gx  # noqa: E402
+from gradlib import exp_scores  # noqa: E402
+
+
+def test_regimes_compute_is_softmax_regimes_at_the_explorers_size_and_the_setting_alone():
+    sweep, at = gx.regimes_compute(logit_scale=3.0, d_k=256, scaled=False)
+    direct = exp_scores.softmax_regimes(gx.MULTIPLIERS, d_k=256, scaled=False, n_rows=gx.REGIME_ROWS,
+                                        n_keys=gx.REGIME_KEYS, seed=0)
+    one = exp_scores.softmax_regimes((3.0,), d_k=256, scaled=False, n_rows=gx.REGIME_ROWS, n_keys=gx.REGIME_KEYS)
+    for key in ("entropy", "jacobian", "saturated"):
+        np.testing.assert_array_equal(sweep[key].y, direct[key].y)
+        np.testing.assert_array_equal(at[key].y, one[key].y)
+        np.testing.assert_array_equal(at[key].x, [3.0])
+
+
+def test_regimes_view_draws_what_plot_softmax_regimes_draws_and_rings_the_setting():
+    result = gx.regimes_compute(logit_scale=2.0, d_k=64, scaled=True)
+    view = gx.regimes_view()
+    view.update(result)
+    assert_same_drawing(view.ax, gx.plot_softmax_regimes(result, ax=_axes()))
+    ring = view.chart.ring
+    np.testing.assert_array_equal(ring.get_xdata(), [2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(ring.get_ydata(), [c.y[0] for c in result[1]])
+    title = view.ax.get_title()
+    assert title.startswith("d_k = 64, ÷ √d_k, m = 2:  H ") and "saturated" in title
+    view.update(result[0])  # the sweep alone: no ring
+    assert not ring.get_visible() and view.ax.get_title() == "d_k = 64, ÷ √d_k"
+
+
+def test_key_scale_figure_marks_each_curves_turn_and_logit_growth_draws_its_bounds():
+    sweep = exp_scores.key_scale_sweep(key_scales=(0.1, 1.0, 10.0, 100.0), n_queries=8, n_keys=8, d_k=8)
+    ax = gx.plot_key_scale_sweep(sweep, ax=_axes())
+    (_, _, row), (_, _, whole) = gf.drawn(ax)
+    np.testing.assert_array_equal(row, sweep.query_grad_row.y)
+    np.testing.assert_array_equal(whole, sweep.query_grad.y)
+    turns = [line.get_xdata()[0] for line in ax.lines if line.get_label() == "_turn"]
+    assert turns == [sweep.key_scale[sweep.turn()], sweep.key_scale[sweep.turn("query_grad")]]
+    growth = exp_scores.logit_growth(weight_scales=(1.0, 2.0), d_model=8, n_heads=2, n_tokens=3, batch=1)
+    ax = gx.plot_logit_growth(growth, ax=_axes())
+    assert [label for label, _, _ in gf.drawn(ax)] == [c.label for c in growth]
+    dashed = [line for line in ax.lines if line.get_label() == "_theory" and line.get_visible()]
+    assert len(dashed) == 3  # QK-LayerNorm, QK-RMSNorm, σReparam: the plain logits have no bound
+
+
+def test_scores_explorer_builds_live_and_every_control_redraws():
+    calls = []
+
+    @functools.wraps(gx.regimes_compute)
+    def compute(**values):
+        calls.append(values)
+        return gx.regimes_compute(**values, n_rows=8, n_keys=4)
+
+    explorer = gx.scores_explorer(compute=compute)
+    assert isinstance(explorer, Explorer)
+    for name, value in (("logit_scale", 10.0), ("d_k", 1024), ("scaled", False)):
+        png = bytes(explorer.image.value)
+        explorer.widgets[name].value = value
+        assert bytes(explorer.image.value) != png, f"moving {name} changed nothing"
+    assert explorer.values == {"logit_scale": 10.0, "d_k": 1024, "scaled": False} and len(calls) == 4
+    assert explorer.view.ax.get_title().startswith("d_k = 1024, unscaled, m = 10:  ")
+    with pytest.raises(ValueError, match="does not take: scaled"):
+        gx.scores_explorer(compute=lambda logit_scale=1.0, d_k=64: None)
+
+
+def test_scores_explorer_builds_static_within_budget_and_every_control_changes_the_frame():
+    grid = {"logit_scale": [1.0, 10.0], "d_k": [16, 1024], "scaled": [True, False]}
+    static = gx.scores_explorer(static=True, grid=grid)
+    assert isinstance(static, StaticExplorer) and static.size_bytes <= MAX_STATIC_BYTES
+    assert static.n_frames == 8 == static.n_unique
+    index = _index(static)
+    for combo in itertools.product(range(2), repeat=3):
+        for k in range(3):
+            moved = [*combo[:k], 1 - combo[k], *combo[k + 1:]]
+            assert index[",".join(map(str, combo))] != index[",".join(map(str, moved))], (combo, k)
+    assert 'data-param="logit_scale" min="0" max="1" step="1" value="0"' in static.html  # starts at m = 1

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from gradlib import figures as gf  # noqa: E402
 from gradlib import style as gs  # noqa: E402
 from gradlib.exp_attention import PathLengths, RankCollapse  # noqa: E402
-from gradlib.exp_telephone import RNNGradients  # noqa: E402
+from gradlib.exp_rnn import RNNGradients  # noqa: E402
 from gradlib.results import CurveSet, DepthProfile, curve  # noqa: E402
 
 INF, NAN = np.inf, np.nan

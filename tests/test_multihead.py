@@ -153,3 +153,86 @@ def test_bad_module_arguments_raise_value_error_naming_them():
         SelfAttention(8, 2, bias=False).copy_from_torch(nn.MultiheadAttention(8, 2))
     with pytest.raises(ValueError, match="mha must be"):
         SelfAttention(8, 2).copy_from_torch(nn.Linear(8, 8))
+
+
+# ------------------------------------------------------------------------------------- QK-norm and σReparam
+def test_options_off_keep_the_default_module_and_its_weights():
+    plain, off = SelfAttention(8, 2, seed=1, dtype=DT), SelfAttention(8, 2, seed=1, dtype=DT, qk_norm="none",
+                                                                    sigma_reparam=False)
+    assert plain.state_dict().keys() == off.state_dict().keys() and _checksum(plain) == _checksum(off)
+    assert "qk_norm" not in repr(plain) and "sigma_reparam" not in repr(plain)
+
+
+@pytest.mark.parametrize("kind", ["layer", "rms"])
+def test_qk_norm_gives_every_head_unit_rms_queries_and_keys_and_bounds_the_logits(kind):
+    m = SelfAttention(16, 4, qk_norm=kind, seed=0, dtype=DT)
+    with torch.no_grad():
+        for name in ("w_q", "w_k"):
+            m.raw_weight(name).mul_(50.0)  # large weights: the logits would be in the thousands
+    x = randn(2, 6, 16, seed=2)
+    q, k, _ = m._heads(x)  # (B, h, T, d_head)
+    for t in (q, k):
+        rms = t.pow(2).mean(-1).sqrt()  # per head and token
+        torch.testing.assert_close(rms, torch.ones_like(rms), rtol=1e-6, atol=0)
+        if kind == "layer":
+            torch.testing.assert_close(t.mean(-1), torch.zeros_like(rms), rtol=0, atol=1e-12)
+    assert m.scores(x).abs().max() <= math.sqrt(4)  # |q̂·k̂|/√d_head ≤ d_head/√d_head
+    expected = {"layer": nn.LayerNorm, "rms": nn.RMSNorm}[kind]
+    assert isinstance(m.q_norm, expected) and m.q_norm.normalized_shape == (4,) and "qk_norm" in repr(m)
+
+
+def test_scores_are_the_logits_behind_the_weights():
+    m = SelfAttention(8, 2, qk_norm="rms", seed=3, dtype=DT)
+    x = randn(2, 5, 8, seed=4)
+    _, p = m(x, return_weights=True)
+    torch.testing.assert_close(torch.softmax(m.scores(x), dim=-1), p)
+    q = (x @ m.w_q.weight.T).unflatten(-1, (2, 4)).transpose(1, 2)
+    k = (x @ m.w_k.weight.T).unflatten(-1, (2, 4)).transpose(1, 2)
+    rms = lambda t: t / t.pow(2).mean(-1, keepdim=True).add(torch.finfo(DT).eps).sqrt()  # noqa: E731
+    torch.testing.assert_close(m.scores(x), rms(q) @ rms(k).transpose(-2, -1) / 2.0)
+
+
+def test_sigma_reparam_makes_every_projection_have_spectral_norm_gamma():
+    m = SelfAttention(32, 4, sigma_reparam=True, seed=2, dtype=DT).eval()  # eval: reading Ŵ runs no power step
+    for name in ("w_q", "w_k", "w_v", "w_o"):
+        lin, w = getattr(m, name), m.raw_weight(name)
+        sigma = torch.linalg.matrix_norm(lin.weight, ord=2).item()
+        # 115 power-method steps at init; σ is estimated from below (uᵀWv ≤ σ₁), so σ(Ŵ) ≥ γ (measured ≤ 1e-9 over)
+        assert 1.0 - 1e-12 <= sigma < 1.0 + 1e-6
+        assert torch.linalg.matrix_norm(w, ord=2).item() > 1.5  # the raw Xavier W is not normalised
+        with torch.no_grad():
+            lin.parametrizations.weight[1].gamma.fill_(3.0)
+        assert torch.linalg.matrix_norm(lin.weight, ord=2).item() == pytest.approx(3 * sigma, rel=1e-12)
+    x = randn(2, 5, 32, seed=1)
+    m.train()
+    for _ in range(40):
+        m(x)  # one more power-method step per training-mode forward: σ(Ŵ) converges to γ
+    for name in ("w_q", "w_k", "w_v", "w_o"):
+        assert torch.linalg.matrix_norm(getattr(m, name).weight, ord=2).item() == pytest.approx(3.0, rel=1e-4)
+    with torch.no_grad():
+        m.raw_weight("w_q").mul_(100.0)  # σReparam does not see the scale of W
+    assert torch.linalg.matrix_norm(m.eval().w_q.weight, ord=2).item() == pytest.approx(3.0, rel=1e-4)
+
+
+def test_sigma_reparam_is_seeded_leaves_the_global_rng_and_learns_gamma():
+    state = torch.random.get_rng_state()
+    a, b = SelfAttention(8, 2, sigma_reparam=True, seed=4, dtype=DT), SelfAttention(8, 2, sigma_reparam=True,
+                                                                                    seed=4, dtype=DT)
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert _checksum(a) == _checksum(b)
+    assert torch.equal(a.raw_weight("w_k"), SelfAttention(8, 2, seed=4, dtype=DT).w_k.weight)  # the same W drawn
+    a(randn(1, 3, 8)).sum().backward()
+    assert a.w_v.parametrizations.weight[1].gamma.grad is not None
+    a.reset_parameters(draws.generator(4))
+    torch.testing.assert_close(a.w_q.weight, b.w_q.weight)  # a fresh draw, σReparam re-attached
+
+
+def test_bad_options_raise_value_error_naming_them():
+    with pytest.raises(ValueError, match="qk_norm"):
+        SelfAttention(8, qk_norm="batch")
+    with pytest.raises(ValueError, match="sigma_reparam"):
+        SelfAttention(8, sigma_reparam="yes")
+    with pytest.raises(ValueError, match="copy_from_torch needs sigma_reparam=False"):
+        SelfAttention(8, 2, sigma_reparam=True).copy_from_torch(nn.MultiheadAttention(8, 2))
+    with pytest.raises(ValueError, match="name"):
+        SelfAttention(8).raw_weight("w_x")

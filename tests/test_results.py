@@ -272,17 +272,19 @@ def test_the_key_defaults_to_the_label_and_both_can_be_chosen():
 
 
 def test_the_index_lists_every_experiment_of_the_chapter_modules():
-    from gradlib import exp_attention, exp_norms, exp_placement, exp_residual, exp_telephone
+    import importlib
+    import inspect
+    import pkgutil
 
+    import gradlib
+
+    modules = {name: importlib.import_module(f"gradlib.{name}") for _, name, _ in pkgutil.iter_modules(gradlib.__path__)
+               if name.startswith("exp_")}
     for name in E.__all__:
         fn = getattr(E, name)
-        module = {"exp_telephone": exp_telephone, "exp_attention": exp_attention, "exp_residual": exp_residual,
-                  "exp_norms": exp_norms, "exp_placement": exp_placement}[fn.__module__.split(".")[-1]]
-        assert getattr(module, name) is fn
+        assert getattr(modules[fn.__module__.split(".")[-1]], name) is fn
     # and every public experiment function of those modules is in the index (facts() is each chapter's check)
-    import inspect
-
-    for module in (exp_telephone, exp_attention, exp_residual, exp_norms, exp_placement):
+    for module in modules.values():
         public = {n for n in module.__all__ if inspect.isfunction(getattr(module, n))
                   and "seed" in inspect.signature(getattr(module, n)).parameters and n != "facts"}
         missing = public - set(E.__all__)

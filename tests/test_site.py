@@ -326,6 +326,17 @@ def test_page_logs_no_console_errors(visit, docname):
 
 
 @pytest.mark.parametrize("docname", PAGES)
+def test_page_declares_a_favicon_that_the_site_serves(site, base_url, docname):
+    # Browsers ask for /favicon.ico when a page names none; headless chromium does not, so check the link.
+    html = (site / f"{docname}.html").read_text(encoding="utf8")
+    links = re.findall(r'<link[^>]+rel="(?:shortcut )?icon"[^>]*>', html)
+    assert links, f"{docname}: no <link rel=icon>"
+    href = re.search(r'href="([^"]+)"', links[0]).group(1)
+    icon = (site / docname).parent / unquote(href)
+    assert icon.is_file() and icon.read_bytes().lstrip().startswith(b"<svg"), f"{docname}: favicon {href} missing"
+
+
+@pytest.mark.parametrize("docname", PAGES)
 def test_page_requests_nothing_outside_localhost(visit, docname):
     external = visit(docname).external_requests
     assert not external, "requests to other hosts (only a reader's click may leave the site):\n" + "\n".join(external)

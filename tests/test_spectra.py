@@ -4,7 +4,6 @@ Every model is written with plain torch ops (tests/_jacobian_models.py); close s
 so that the old fixed 50-iteration estimate is measurably wrong and the new one is not.
 """
 
-import math
 import time
 
 import numpy as np

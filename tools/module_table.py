@@ -20,13 +20,14 @@ PACKAGE = ROOT / "gradlib"
 
 # Three layers that only look down: a module may import from its own layer and the layers above it here.
 LAYERS: dict[str, list[str]] = {
-    "models and measurements": ["checks", "draws", "attention", "multihead", "norms", "mlp", "transformer",
+    "models and measurements": ["checks", "draws", "threads", "attention", "multihead", "norms", "mlp", "transformer",
                                 "transformer_init", "reference", "rnn", "discovery", "probes", "jacobians",
-                                "spectra", "geometry"],
-    "experiments and results": ["results", "exp_telephone", "exp_attention", "exp_residual", "exp_norms",
-                                "exp_placement", "experiments"],
+                                "spectra", "geometry", "hf_models"],
+    "experiments and results": ["results", "exp_telephone", "exp_rnn", "exp_attention", "exp_residual", "exp_norms",
+                                "exp_placement", "exp_scores", "exp_encoder", "experiments"],
     "drawing and interaction": ["style", "figures", "charts", "diagrams", "report", "controls", "explorer",
-                                "static", "explorers", "exercises"],
+                                "static", "explorers", "explorers_scores", "explorers_models", "verdicts", "exercises",
+                                "exercise_block"],
 }
 
 
