@@ -1,7 +1,11 @@
 # Gradient Highways: build the book, test everything, run the benchmarks.
 #
-#   make book    set up .venv, vendor MathJax, execute every notebook, (re)build the site into _build/html
-#   make test    set up, then: unit tests -> nbval over book/ -> clean strict build -> browser checks
+#   make book    set up .venv, vendor MathJax, execute every notebook ONCE, build both editions of the site
+#                (English _build/html, Chinese _build/html/zh) and both PDFs (_build/pdf/gradient-highways-{en,zh}.pdf)
+#   make html    only the two sites;  make pdf  only the two PDFs (XeLaTeX; reuses the execution cache)
+#   make pot     extract the English messages (_build/gettext/*.pot);  make po  merge them into locales/zh_CN
+#   make test    set up, then: unit tests -> nbval over book/ -> translations -> clean strict build of both
+#                editions -> browser checks of both -> both PDFs, checked -> Colab profile
 #   make bench   python benchmarks/bench.py
 #   make lock    re-resolve requirements.txt's ranges in a fresh venv and write requirements.lock (+ Binder's pins)
 #   make colab   the widget tests and the notebooks again, with Colab's pins (ipywidgets 7.7.1), in .venv-colab
@@ -32,6 +36,20 @@ COLAB_VENV := .venv-colab
 COLAB_PY := $(CURDIR)/$(COLAB_VENV)/bin/python
 TORCH_PIP_ARGS ?=
 SITE := _build/html
+# The Chinese edition: same sources, gettext catalogs in locales/zh_CN/LC_MESSAGES (one .po per document).
+# It is built into _build/zh/html (myst-nb puts its jupyter_execute folder NEXT TO the output folder, which
+# inside _build/html would be published) and copied to _build/html/zh, so the two editions are one site.
+LANGUAGES := zh_CN
+ZH_SITE := $(SITE)/zh
+SPHINX := $(BIN)/sphinx-build
+SPHINXOPTS ?= -n --keep-going
+# One execution for both editions (and the PDFs): myst-nb's "cache" mode stores the executed notebooks in a
+# jupyter-cache that every later build reads back, so the Chinese numbers are the English ones. The cache keys
+# on code only and would miss a changed gradlib, so `make book` and `make test` empty it first.
+EXEC_CACHE := $(CURDIR)/_build/.jupyter_cache
+SPHINX_EXEC := -D nb_execution_mode=cache -D nb_execution_cache_path=$(EXEC_CACHE)
+# The PDFs: one latex build per language, then Sphinx's own Makefile (latexmk + XeLaTeX + xindy).
+PDF_DIR := _build/pdf
 CHROMIUM := /usr/bin/chromium
 CELL_TIMEOUT := 600
 # nbval runs every notebook in a kernel of this .venv and fails on any error ("lax": outputs not compared).
@@ -47,10 +65,10 @@ export PATH := $(BIN):$(PATH)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 export JUPYTER_PLATFORM_DIRS := 1
 
-.PHONY: help install vendor system book test bench lock colab clean distclean
+.PHONY: help install vendor system book html html-en html-zh pdf pot po translations test bench lock colab clean distclean
 
 help:
-	@sed -n '3,7p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
 
 install: $(STAMP)
 
@@ -70,32 +88,95 @@ vendor: install
 
 # Debian packages the build and the checks use: graphviz (the closing chapter's map, sphinx.ext.graphviz),
 # chromium (browser checks) and a CJK font (screenshots). Installed with apt-get when run as root (CI).
-DEBS := chromium fonts-wqy-microhei graphviz
+# The PDFs: XeLaTeX with xeCJK (texlive-lang-chinese), Sphinx's LaTeX packages, latexmk and xindy (the index),
+# the Noto CJK fonts (Chinese text, also in figures later) and DejaVu (code); poppler-utils for the PDF checks.
+DEBS := chromium fonts-wqy-microhei graphviz fonts-noto-cjk fonts-dejavu-core fonts-freefont-otf \
+  texlive-xetex texlive-lang-chinese texlive-latex-extra texlive-latex-recommended texlive-fonts-recommended \
+  texlive-plain-generic tex-gyre lmodern latexmk xindy poppler-utils
 system:
 	@missing=""; [ -x $(CHROMIUM) ] || missing="$$missing chromium"; command -v dot >/dev/null || missing="$$missing graphviz"; \
+	command -v xelatex >/dev/null && kpsewhich xeCJK.sty >/dev/null || missing="$$missing texlive-xetex/texlive-lang-chinese"; \
+	command -v latexmk >/dev/null || missing="$$missing latexmk"; command -v xindy >/dev/null || missing="$$missing xindy"; \
+	command -v pdftotext >/dev/null || missing="$$missing poppler-utils"; \
+	[ -n "$$(fc-list 'Noto Serif CJK SC')" ] || missing="$$missing fonts-noto-cjk"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing Debian's $(DEBS) (apt-get)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBS) >/dev/null; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBS) >/dev/null; \
 	else \
-	  echo "error: missing Debian packages:$$missing (the build needs graphviz's dot; the browser checks $(CHROMIUM))." >&2; \
+	  echo "error: missing Debian packages:$$missing (the build needs graphviz's dot, the PDFs XeLaTeX; the browser checks $(CHROMIUM))." >&2; \
 	  echo "       Install them as root: apt-get update && apt-get install -y $(DEBS)" >&2; \
 	  exit 1; \
 	fi
 
-book: install vendor system
-	@$(call timed,build,$(JB) build . --all -n --keep-going)
-	@echo
-	@echo "Open file://$(CURDIR)/$(SITE)/index.html"
-	@echo "  or serve it: $(PY) -m http.server --directory $(SITE) 8000  ->  http://localhost:8000/"
+# Sphinx's conf.py, generated from _config.yml (the one source of configuration) and never edited by hand.
+# jupyter-book config leaves out the path of `local_extensions`, hence the line appended.
+conf.py: _config.yml _toc.yml $(STAMP)
+	@$(JB) config sphinx . >/dev/null
+	@echo 'import os, sys; sys.path.insert(0, os.path.abspath("tools"))  # local_extensions (see _config.yml)' >> $@
 
-test: install vendor system
-	@$(call timed,1/5 unit tests,$(PY) -m pytest tests -m "not site" -q)
-	@$(call timed,2/5 notebooks (nbval),$(PY) -m pytest $(NBVAL_ARGS) book/ -q)
-	@$(call timed,3/5 clean strict build,rm -rf _build && $(JB) build . -W -n --keep-going)
-	@$(call timed,4/5 browser checks,GH_SITE_DIR=$(SITE) $(PY) -m pytest tests/test_site.py -q)
-	@$(call timed,5/5 Colab profile (ipywidgets 7),$(MAKE) colab)
-	@echo "all checks passed; screenshots in _build/screenshots/"
+build_en = $(SPHINX) -b html $(SPHINX_EXEC) -d _build/.doctrees/en $(SPHINXOPTS) . $(SITE)
+# (`;`, not `&&`: under `set -e` only the last command of an && list stops the recipe when it fails)
+build_zh = $(SPHINX) -b html $(SPHINX_EXEC) -D language=zh_CN -d _build/.doctrees/zh $(SPHINXOPTS) . _build/zh/html; \
+  rm -rf $(ZH_SITE); cp -a _build/zh/html $(ZH_SITE)
+
+html-en: install vendor system conf.py
+	@$(call timed,build (English; executes the notebooks unless cached),$(build_en))
+
+html-zh: install vendor system conf.py
+	@$(call timed,build (Chinese; reads the execution back),$(build_zh))
+
+html: install vendor system conf.py
+	@rm -rf $(EXEC_CACHE)
+	@$(MAKE) html-en html-zh
+
+# latex -> PDF for one language: $(call pdf_of,en|zh_CN,en|zh)
+pdf_of = $(SPHINX) -q -b latex $(SPHINX_EXEC) -D language=$(1) -d _build/.doctrees/latex-$(1) $(SPHINXOPTS) . _build/latex/$(1); \
+  $(MAKE) -C _build/latex/$(1) all-pdf LATEXMKOPTS="-silent" >_build/latex/$(1).log 2>&1 \
+  || { grep -A5 '^!' _build/latex/$(1)/gradienthighways.log >&2; echo "see _build/latex/$(1).log" >&2; exit 1; }; \
+  mkdir -p $(PDF_DIR); cp _build/latex/$(1)/gradienthighways.pdf $(PDF_DIR)/gradient-highways-$(2).pdf
+
+pdf: install system conf.py
+	@$(call timed,PDF (English),$(call pdf_of,en,en))
+	@$(call timed,PDF (Chinese),$(call pdf_of,zh_CN,zh))
+	@ls -l $(PDF_DIR)
+
+book: install vendor system conf.py
+	@$(MAKE) html pdf
+	@echo
+	@echo "Open file://$(CURDIR)/$(SITE)/index.html  (中文版: file://$(CURDIR)/$(ZH_SITE)/index.html)"
+	@echo "  or serve it: $(PY) -m http.server --directory $(SITE) 8000  ->  http://localhost:8000/  (and /zh/)"
+	@echo "PDFs: $(PDF_DIR)/gradient-highways-en.pdf, $(PDF_DIR)/gradient-highways-zh.pdf"
+
+# Translation workflow after changing the English (README, "Translating"): `make po`, then fill in the empty
+# and "#, fuzzy" entries of locales/zh_CN/LC_MESSAGES/<doc>.po, and `make translations` (the check) + `make html`.
+# Extraction needs no execution: msgids are the MyST source of each paragraph (glue roles stay roles).
+pot: install conf.py
+	@rm -rf _build/gettext
+	@$(call timed,extract messages (gettext),$(SPHINX) -q -b gettext -D nb_execution_mode=off -d _build/.doctrees/gettext $(SPHINXOPTS) . _build/gettext)
+
+po: pot
+	@$(BIN)/sphinx-intl update -p _build/gettext -d locales $(addprefix -l ,$(LANGUAGES)) -w 100
+	@$(BIN)/sphinx-intl stat -d locales $(addprefix -l ,$(LANGUAGES)) | grep -v ": 0 translated" || true
+
+# Fails on an untranslated or fuzzy entry of a document declared translated (tests/test_translations.py),
+# and on a catalog that lags behind the English (the .pot extracted from the sources right now).
+translations: pot
+	@$(call timed,translations,GH_POT_DIR=_build/gettext $(PY) -m pytest tests/test_translations.py -q)
+
+test: install vendor system conf.py
+	@$(call timed,1/8 unit tests,$(PY) -m pytest tests -m "not site" -q)
+	@$(call timed,2/8 notebooks (nbval),$(PY) -m pytest $(NBVAL_ARGS) book/ -q)
+	@$(MAKE) translations  # 3/8 (then 4/8, 5/8: the two strict builds)
+	@rm -rf _build
+	@$(MAKE) html-en html-zh SPHINXOPTS="-W -n --keep-going"
+	@$(call timed,6/8 browser checks (English),GH_SITE_DIR=$(SITE) $(PY) -m pytest tests/test_site.py -q)
+	@$(call timed,6/8 browser checks (Chinese),GH_SITE_DIR=$(ZH_SITE) GH_LANGUAGE=zh_CN \
+	  GH_SCREENSHOTS=_build/screenshots/zh $(PY) -m pytest tests/test_site.py -q)
+	@$(MAKE) pdf SPHINXOPTS="-W -n --keep-going"
+	@$(call timed,7/8 PDF checks,GH_PDF_DIR=$(PDF_DIR) $(PY) -m pytest tests/test_pdf.py -q)
+	@$(call timed,8/8 Colab profile (ipywidgets 7),$(MAKE) colab)
+	@echo "all checks passed; screenshots in _build/screenshots/ (Chinese: _build/screenshots/zh/), PDF pages in _build/pdf/"
 
 bench: install
 	$(PY) benchmarks/bench.py
@@ -123,12 +204,13 @@ $(COLAB_VENV)/.gh-installed: requirements.txt $(LOCK) pyproject.toml tools/lock.
 colab: install $(COLAB_VENV)/.gh-installed
 	@$(COLAB_PY) -c 'import ipywidgets; print("Colab profile: ipywidgets", ipywidgets.__version__)'
 	@# ipywidgets 7 calls ipykernel.comm.Comm, which the lock's ipykernel deprecates (Colab's older one does not)
-	@PATH=$(CURDIR)/$(COLAB_VENV)/bin:$$PATH $(COLAB_PY) -m pytest -q -W "ignore::DeprecationWarning:ipywidgets" \
+	@PATH=$(CURDIR)/$(COLAB_VENV)/bin:$$PATH $(COLAB_PY) -m pytest -q -W 'ignore:The `ipykernel.comm.Comm` class has been deprecated:DeprecationWarning' \
 	  $(wildcard tests/test_controls.py tests/test_explorer*.py tests/test_static.py tests/test_exercise*.py)
 	@PATH=$(CURDIR)/$(COLAB_VENV)/bin:$$PATH $(COLAB_PY) -m pytest $(NBVAL_ARGS) book/ -q
 
 clean:
-	rm -rf _build book/_static/vendor .pytest_cache
+	rm -rf _build book/_static/vendor .pytest_cache conf.py
+	find locales -name '*.mo' -delete
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean

@@ -6,6 +6,8 @@
    render to PNG), against rebuilding the figure with pyplot on every step (goal: a step ≤ 100 ms).
 3. each chapter experiment at its default arguments (seconds; the experiments aim at < 1.5 s).
 4. the size of each chapter's kernel-free explorer at its default grid (budget 1.5 MB); skip: --no-static.
+5. recording a training History (gradlib.training.train) ÷ a plain torch loop over the same model and data
+   (goal ≤ 1.2), with both loops' steps per second (benchmarks/bench_training.py).
 
 Inputs are deterministic (seeded experiments, a fixed sequence of slider values). Timings on a shared
 machine are noisy: the load average is printed with them.
@@ -60,6 +62,7 @@ def median_ms(values: list[float]) -> float:
 # --------------------------------------------------------------------------------------- 1. probe overhead
 # benchmarks/bench_probe.py measures both models (a gradlib stack and a Hugging Face GPT-2), interleaved.
 from bench_probe import hf_probe_overhead, probe_overhead  # noqa: E402
+from bench_training import HEADER as TRAINING_HEADER, record_overhead, rows as training_rows  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------- 2. widget step
@@ -272,6 +275,9 @@ def main(argv: list[str] | None = None) -> None:
         print("### 4. Kernel-free explorers at their default grids\n")
         print(table(["explorer", "frames", "mean PNG kB", "HTML MB", "build s", "≤ 1.5 MB"], static_sizes()))
         print()
+    print("### 5. Recording a training History: `training.train` ÷ a plain torch loop, same model and data\n")
+    print(table(TRAINING_HEADER, training_rows(record_overhead())))
+    print()
     print(f"Load average at the end: {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "")
 
 

@@ -11,8 +11,9 @@ keeps this table and the README's in step with the code.)
 |  | `threads` | 49 | One torch thread for the body of a `with` block or a decorated function, restored afterwards. |
 |  | `attention` | 300 | Scaled dot-product attention written out step by step, with its Jacobians in closed form. |
 |  | `multihead` | 245 | Multi-head self-attention as an nn.Module: project, split into heads, attend, merge, project out. |
-|  | `norms` | 193 | Normalization layers written out as their formulas: LayerNorm, RMSNorm, and BatchNorm over tokens. |
+|  | `norms` | 293 | Normalization layers written out as their formulas: LayerNorm, RMSNorm, GroupNorm, DyT, BatchNorm over tokens. |
 |  | `mlp` | 210 | Deep fully connected stacks, where gradients vanish or explode, and the skip connection that keeps them flowing. |
+|  | `residual_variants` | 203 | Where the residual addition and the norm go: He et al. 2016's five units and the Transformer's four placements. |
 |  | `transformer` | 332 | The Transformer block with every highway switchable, and stacks of N independently drawn blocks. |
 |  | `transformer_init` | 144 | The init schemes of a Transformer block: PyTorch's encoder-layer init, Xavier, and DeepNet's. |
 |  | `reference` | 106 | Reference models built from PyTorch's own layers, to check gradlib's Transformer against. |
@@ -23,6 +24,10 @@ keeps this table and the README's in step with the code.)
 |  | `spectra` | 140 | Jacobian spectra: the k largest singular values of a model's input–output Jacobian, exact or converged. |
 |  | `geometry` | 77 | Token geometry: how far a set of token representations is from collapsing onto a single token. |
 |  | `hf_models` | 159 | Small Hugging Face models from configs, random seeded weights: GPT-2 (Pre-LN), BERT (Post-LN), Llama (Pre-RMSNorm). |
+|  | `tasks` | 124 | Synthetic training tasks, drawn on the fly from a seeded generator: no downloads, chance loss known. |
+|  | `seq_model` | 113 | A small sequence model to train: token embedding + learned positions + a stack of blocks + a head. |
+|  | `entropy` | 145 | Attention entropy of every attention module of a model, read from the weights each module returns. |
+|  | `training` | 270 | A small, seeded training loop on torch.optim that records how the gradient highways behave while learning. |
 | experiments and results | `results` | 129 | What the experiments return: small dataclasses of numpy arrays that say what they are. |
 |  | `exp_telephone` | 228 | Chapter 1's experiments — the telephone game: products of Jacobians vanish or explode. |
 |  | `exp_rnn` | 142 | Chapter 1's recurrent experiments — the telephone game along time: ∂h_T/∂h_t is a product of T − t Jacobians. |
@@ -32,7 +37,9 @@ keeps this table and the README's in step with the code.)
 |  | `exp_placement` | 269 | Chapter 4's experiments, part 2 — where the norm stands: Pre-LN vs Post-LN (exp_norms: what a norm does). |
 |  | `exp_scores` | 335 | Chapter 5's experiments — the math of ∂A/∂Q: what the attention score does to the gradient. |
 |  | `exp_encoder` | 292 | Chapter 6's experiments — the encoder layer, line by line, and the layers the world uses. |
-|  | `experiments` | 47 | Every experiment of the course, by chapter (an index: the code lives in the exp_* modules). |
+|  | `exp_training` | 300 | Chapter 7's experiments — does it matter in training? The init-time diagnoses of chapters 1–4, trained. |
+|  | `exp_faq` | 300 | Chapter 8's experiments — the FAQ answered by measurement: norms that leak, where the skip goes, norm-free stacks. |
+|  | `experiments` | 76 | Every experiment of the course, by chapter (an index: the code lives in the exp_* modules). |
 | drawing and interaction | `style` | 191 | The course's visual language: one colour per role, log axes that read as plain numbers, white figures. |
 |  | `figures` | 269 | The course's figures, each drawn by ONE piece of code that the notebook and the live explorer both call. |
 |  | `charts` | 263 | The remaining figures of chapters 2–5, on the same CurveFigure as gradlib.figures (one drawing per figure). |
@@ -44,9 +51,13 @@ keeps this table and the README's in step with the code.)
 |  | `explorers` | 208 | The chapters' explorers: which controls, which experiment they call, which figure they redraw. |
 |  | `explorers_scores` | 157 | Chapter 5's figures and explorer: what the attention score does to the softmax, drawn once for both. |
 |  | `explorers_models` | 107 | Chapter 6's explorer: depth × norm position × architecture → the gradient reaching each block. |
+|  | `training_plots` | 204 | Chapter 7's figures: training histories over seeds, one drawing per figure for notebook and explorer alike. |
+|  | `explorers_training` | 142 | Chapter 7's explorer: the saved training histories, by norm position × warm-up × learning rate. |
 |  | `verdicts` | 226 | Verdicts: the reader's function against the truth on random inputs, and what went wrong in plain words. |
 |  | `exercises` | 144 | Exercises: the reader writes a small function, and a checker compares it with the truth on random inputs. |
 |  | `exercise_block` | 122 | Chapter 6's exercise: the reader assembles a Pre-LN block from gradlib's parts; a checker compares it with PyTorch's. |
+|  | `exercise_training` | 54 | Chapter 7's exercise: the reader writes the update-to-data ratio, a checker compares it with a real SGD step. |
+|  | `exercise_faq` | 45 | Chapter 8's exercise: the reader writes DyT's Jacobian, and a checker compares it with autograd in plain words. |
 """
 
 from gradlib.attention import scores_jacobian, softmax_jacobian, weights_jacobian

@@ -29,6 +29,8 @@ CHAPTERS = [
     "book/04_layer_norm",
     "book/05_scores",
     "book/06_encoder_layer",
+    "book/07_training",
+    "book/08_closing",
 ]
 # The keys chapter writers cite (one per paper of /work/shared/science.md).
 COURSE_BIB_KEYS = {
@@ -36,7 +38,8 @@ COURSE_BIB_KEYS = {
     "noci2022signal", "he2016deep", "he2016identity", "bachlechner2020rezero", "wang2022deepnet",
     "liu2020understanding", "ba2016layer", "zhang2019root", "ioffe2015batch", "xiong2020layer",
     "shleifer2021normformer", "zhai2023stabilizing", "he2015delving", "henry2020query", "dehghani2023scaling",
-    "wortsman2023small", "devlin2019bert", "radford2019language", "touvron2023llama",
+    "wortsman2023small", "devlin2019bert", "radford2019language", "touvron2023llama", "zhu2025transformers",
+    "shen2020powernorm", "liu2020variance", "wang2019learning",
 }
 # Hosts that serve libraries, fonts or analytics to pages: none may appear in the site's configuration or
 # static files (launch targets such as mybinder.org and colab are links a reader clicks, not page assets).

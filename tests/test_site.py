@@ -2,6 +2,9 @@
 
 `make test` builds the site and runs this module with GH_SITE_DIR=_build/html; then a missing site FAILS.
 Without GH_SITE_DIR the module is skipped, so a plain `pytest tests` needs neither a build nor a browser.
+It runs once per edition: the Chinese one with GH_SITE_DIR=_build/html/zh GH_LANGUAGE=zh_CN
+GH_SCREENSHOTS=_build/screenshots/zh. Every page declares its language and links to the same page of the other
+edition; the pages that locales/<lang>/translated.txt declares translated show no English prose.
 
 Every page of _toc.yml is served from 127.0.0.1 and visited once; the checks then read that visit:
 no console errors (beyond the allowlist below), no request to any other host (all are blocked and
@@ -37,7 +40,15 @@ if not os.environ.get("GH_SITE_DIR"):
 from playwright.sync_api import sync_playwright  # noqa: E402  (only needed when the checks run)
 
 SITE = (ROOT / os.environ["GH_SITE_DIR"]).resolve()
-SCREENSHOTS = SITE.parent / "screenshots"
+SCREENSHOTS = Path(os.environ["GH_SCREENSHOTS"]).resolve() if os.environ.get("GH_SCREENSHOTS") else SITE.parent / "screenshots"
+# the edition under test; the English one is the site root, a translation sits in its folder below it
+LANGUAGE = os.environ.get("GH_LANGUAGE", "en")
+EDITION_FOLDERS = {"en": "", "zh_CN": "zh"}  # as gh_editions in tools/gh_i18n.py
+EN_SITE = SITE if LANGUAGE == "en" else SITE.parent
+OTHER_SITE = EN_SITE / EDITION_FOLDERS["zh_CN"] if LANGUAGE == "en" else EN_SITE
+TRANSLATED_LIST = ROOT / "locales" / LANGUAGE / "translated.txt"
+TRANSLATED = ([line.strip() for line in TRANSLATED_LIST.read_text(encoding="utf8").splitlines()
+               if line.strip() and not line.startswith("#")] if LANGUAGE != "en" else [])
 CHROMIUM = os.environ.get("GH_CHROMIUM", "/usr/bin/chromium")  # Debian's; never a downloaded browser
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -119,6 +130,7 @@ class PageReport:
     thebe_buttons: int = 0
     dead_widgets: int = 0
     download_checks: list[dict] = field(default_factory=list)
+    prose: list[str] = field(default_factory=list)
 
 
 def _is_local(url: str) -> bool:
@@ -164,6 +176,19 @@ _JS_MATH = r"""() => {
     raw: raw,
     version: window.MathJax ? window.MathJax.version || null : null,
   };
+}"""
+
+# The visible prose of the article: paragraphs, list items, headings, admonition titles, table cells, each
+# without its code, math, glue numbers and permalink marks; code cells, their outputs and the explorers skipped.
+_JS_PROSE = r"""() => {
+  const skip = "pre, code, kbd, samp, .math, mjx-container, .pasted-text, .headerlink, script, style";
+  const inside = "div.cell_output, div.highlight, .gh-explorer, div.cell_input";
+  const article = document.querySelector("article.bd-article") || document.body;
+  return [...article.querySelectorAll("p, li, dt, dd, h1, h2, h3, h4, th, td, figcaption")]
+    .filter((el) => !el.closest(inside))
+    .map((el) => { const copy = el.cloneNode(true); copy.querySelectorAll(skip).forEach((n) => n.remove());
+                   return copy.textContent.replace(/\s+/g, " ").trim(); })
+    .filter((text) => text.length > 0);
 }"""
 
 _JS_MOVE_CONTROL = """(el) => {
@@ -265,6 +290,7 @@ def _visit(browser, base_url: str, docname: str) -> PageReport:
         report.final_url = page.url
         report.images = page.evaluate(_JS_IMAGES)
         report.math = page.evaluate(_JS_MATH)
+        report.prose = page.evaluate(_JS_PROSE)
         report.links = page.eval_on_selector_all("a[href]", "(els) => els.map((a) => a.href)")
         report.thebe_buttons = page.locator("[onclick*='initThebe']").count()
         report.dead_widgets = page.locator(
@@ -446,3 +472,73 @@ def test_chapter_screenshots_exist_in_light_and_dark(visit, docname):
     for theme in ("light", "dark"):
         shot = SCREENSHOTS / f"{Path(docname).name}-{theme}.png"
         assert shot.is_file() and shot.stat().st_size > 10_000, shot
+
+
+# --- editions ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_page_declares_its_language_and_links_to_the_same_page_in_the_other_edition(site, docname):
+    html = (site / f"{docname}.html").read_text(encoding="utf8")
+    lang = re.search(r'<html[^>]*\slang="([^"]+)"', html)
+    assert lang and lang.group(1) == LANGUAGE.replace("_", "-"), f"<html lang> is {lang and lang.group(1)!r}"
+    switches = re.findall(r'<a[^>]*class="[^"]*gh-lang-switch[^"]*"[^>]*>', html)
+    assert len(switches) == 1, f"{len(switches)} language switches (expected 1)"
+    href = unquote(re.search(r'href="([^"]+)"', switches[0]).group(1))
+    target = ((site / docname).parent / href).resolve()
+    assert target == (OTHER_SITE / f"{docname}.html").resolve(), f"the switch leads to {href}"
+    assert target.is_file(), f"the other edition has no {docname}.html (build both: make html)"
+    hreflang = re.search(r'hreflang="([^"]+)"', switches[0]).group(1)
+    assert f'<link rel="alternate" hreflang="{hreflang}"' in html, "no <link rel=alternate> in the head"
+
+
+# an English sentence: three Latin words in a row and not one Chinese character in the whole text
+_ENGLISH = re.compile(r"[A-Za-z][a-z]+[ ,;:]+[A-Za-z][a-z]+[ ,;:]+[A-Za-z][a-z]+")
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+@pytest.mark.parametrize("docname", TRANSLATED or ["(the English edition)"])
+def test_translated_page_shows_no_english_prose(visit, docname):
+    if not TRANSLATED:
+        pytest.skip("the source edition")
+    prose = visit(docname).prose
+    assert prose, "no prose found on the page"
+    english = [text for text in prose if _ENGLISH.search(text) and not _CJK.search(text)]
+    assert not english, f"{len(english)} English passage(s) on a translated page:\n" + "\n".join(
+        t[:100] for t in english[:10])
+    # Markdown that did not render: CommonMark emphasis next to Chinese punctuation needs care (*“x”* fails)
+    stray = [text for text in prose if "*" in text]
+    assert not stray, "unrendered emphasis (*) in:\n" + "\n".join(t[:100] for t in stray[:10])
+
+
+# --- the closing chapter's map -------------------------------------------------------------------------
+
+
+def _map_links_in_source() -> int:
+    """How many nodes of the {graphviz} map in book/08_closing.ipynb carry a URL (the one source of the map)."""
+    nb = json.loads((ROOT / "book" / "08_closing.ipynb").read_text(encoding="utf8"))
+    source = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    block = source[source.index("{graphviz}"):]
+    return len(re.findall(r"\bURL\s*=", block[:block.index("```", 3)]))
+
+
+def test_closing_chapter_map_is_a_local_svg_whose_links_all_resolve(browser, base_url):
+    page = browser.new_page()
+    try:
+        page.goto(f"{base_url}/book/08_closing.html")
+        obj = page.wait_for_selector("div.graphviz object[type='image/svg+xml']")
+        page.wait_for_function("o => o.contentDocument && o.contentDocument.querySelector('svg')", arg=obj)
+        # Sphinx rewrites the SVG with ns0:/ns1: prefixes: read each link's resolved href, not the attribute
+        links = obj.evaluate("""o => [...o.contentDocument.querySelectorAll('a')].map(a => ({
+            href: new URL(a.href.baseVal, o.contentDocument.URL).href, target: a.getAttribute('target')}))""")
+        box = obj.bounding_box()
+    finally:
+        page.close()
+    assert box and box["width"] > 300
+    assert len(links) == _map_links_in_source() > 10
+    for link in links:
+        assert link["target"] == "_top", link  # a click replaces the page, not the embedded SVG
+        path = _site_file(link["href"])
+        assert urlparse(link["href"]).hostname == "127.0.0.1" and path is not None, link
+        fragment = urlparse(link["href"]).fragment
+        assert not fragment or f'id="{fragment}"' in path.read_text(encoding="utf8"), link

@@ -20,14 +20,16 @@ PACKAGE = ROOT / "gradlib"
 
 # Three layers that only look down: a module may import from its own layer and the layers above it here.
 LAYERS: dict[str, list[str]] = {
-    "models and measurements": ["checks", "draws", "threads", "attention", "multihead", "norms", "mlp", "transformer",
-                                "transformer_init", "reference", "rnn", "discovery", "probes", "jacobians",
-                                "spectra", "geometry", "hf_models"],
+    "models and measurements": ["checks", "draws", "threads", "attention", "multihead", "norms", "mlp",
+                                "residual_variants", "transformer", "transformer_init", "reference", "rnn",
+                                "discovery", "probes", "jacobians", "spectra", "geometry", "hf_models", "tasks",
+                                "seq_model", "entropy", "training"],
     "experiments and results": ["results", "exp_telephone", "exp_rnn", "exp_attention", "exp_residual", "exp_norms",
-                                "exp_placement", "exp_scores", "exp_encoder", "experiments"],
+                                "exp_placement", "exp_scores", "exp_encoder", "exp_training", "exp_faq", "experiments"],
     "drawing and interaction": ["style", "figures", "charts", "diagrams", "report", "controls", "explorer",
-                                "static", "explorers", "explorers_scores", "explorers_models", "verdicts", "exercises",
-                                "exercise_block"],
+                                "static", "explorers", "explorers_scores", "explorers_models", "training_plots",
+                                "explorers_training", "verdicts", "exercises", "exercise_block", "exercise_training",
+                                "exercise_faq"],
 }
 
 
