@@ -191,9 +191,10 @@ def _ok(flag: bool) -> str:
 # -------------------------------------------------------------------------------------- 3. experiments
 CHAPTER_EXPERIMENTS = [
     ("1", "mlp_gradients"), ("1", "rnn_gradients"), ("2", "path_lengths"), ("2", "rank_collapse_depth"),
-    ("2", "qk_gradients"), ("2", "softmax_saturation"), ("3", "residual_vs_plain"),
-    ("3", "residual_scale_spectrum"), ("4", "residual_stream_norms"), ("4", "activation_stats"),
-    ("4", "norm_comparison"), ("4", "pre_post_ln"), ("4", "scale_invariant_loss_trap"),
+    ("2", "qk_gradients"), ("3", "residual_vs_plain"), ("3", "residual_scale_spectrum"),
+    ("4", "residual_stream_norms"), ("4", "activation_stats"), ("4", "norm_comparison"), ("4", "pre_post_ln"),
+    ("4", "scale_invariant_loss_trap"), ("5", "key_scale_sweep"), ("5", "softmax_saturation"),
+    ("5", "logit_growth"), ("6", "depth_sweep"), ("8", "deep_alternatives"), ("8", "placements"),
 ]
 
 

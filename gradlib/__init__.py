@@ -52,7 +52,7 @@ keeps this table and the README's in step with the code.)
 |  | `explorers_scores` | 157 | Chapter 5's figures and explorer: what the attention score does to the softmax, drawn once for both. |
 |  | `explorers_models` | 107 | Chapter 6's explorer: depth × norm position × architecture → the gradient reaching each block. |
 |  | `training_plots` | 204 | Chapter 7's figures: training histories over seeds, one drawing per figure for notebook and explorer alike. |
-|  | `explorers_training` | 142 | Chapter 7's explorer: the saved training histories, by norm position × warm-up × learning rate. |
+|  | `explorers_training` | 144 | Chapter 7's explorer: the saved training histories, by norm position × warm-up × learning rate. |
 |  | `verdicts` | 226 | Verdicts: the reader's function against the truth on random inputs, and what went wrong in plain words. |
 |  | `exercises` | 144 | Exercises: the reader writes a small function, and a checker compares it with the truth on random inputs. |
 |  | `exercise_block` | 122 | Chapter 6's exercise: the reader assembles a Pre-LN block from gradlib's parts; a checker compares it with PyTorch's. |

@@ -29,6 +29,7 @@ __all__ = ["TrainingFrame", "TrainingPanel", "training_compute", "training_view"
 
 STATIC_DPI = 100
 WHICH = ("loss", "layer_ratio")  # the explorer's quantities: the loss, and the probes' layer-1/layer-L ratio
+WHICH_LABELS = {"loss": "loss", "layer_ratio": "gradient at layer 1 / layer L"}
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,10 @@ def training_compute(position: str = "post", warmup: bool = False, lr: float = E
     sweep = E.lr_sweep() if sweep is None else sweep
     key, lr = _key(position, bool(warmup)), float(lr)
     setting = f"{'Pre' if position == 'pre' else 'Post'}-LN{' + warm-up' if warmup else ''}, lr {lr:g}"
+    asked = f"{setting}: {WHICH_LABELS[which]}"  # a message frame names the whole setting, quantity included
     if key is None:
         return TrainingFrame(None, which, "Pre-LN with warm-up was not trained in this chapter:\n"
-                                          "Pre-LN already trains without it.", setting)
+                                          "Pre-LN already trains without it.", asked)
     k = sweep.keys.index(key)
     where = np.flatnonzero(np.isclose(sweep.lrs, lr))
     if len(where) == 0:
@@ -74,7 +76,7 @@ def training_compute(position: str = "post", warmup: bool = False, lr: float = E
         largest = sweep.largest[k]
         why = (f"it already trains at {largest:g}" if np.isfinite(largest) and lr < largest
                else "it already failed at a smaller rate")
-        return TrainingFrame(None, which, f"{sweep.labels[k]} was not run at lr {lr:g}:\n{why}.", setting)
+        return TrainingFrame(None, which, f"{sweep.labels[k]} was not run at lr {lr:g}:\n{why}.", asked)
     label, role, where_norm, warmup_steps = E.LN_VARIANTS[key]
     histories = tuple(E.ln_run(where_norm, warmup_steps, float(sweep.lrs[j]), s) for s in sweep.seeds)  # cached
     runs = Runs((key,), (label,), (role,), sweep.seeds, (histories,), title=setting)

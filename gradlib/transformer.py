@@ -59,7 +59,7 @@ class TransformerBlock(nn.Module):
         d_model: token width d; x is (B, T, d_model).
         n_heads: attention heads; must divide d_model.
         d_ff: FFN hidden width; None = 4·d_model.
-        norm: one of NORM_KINDS ("layer", "rms", "batch", "none").
+        norm: one of gradlib.norms.NORM_KINDS ("layer", "rms", "batch", "dyt", "none").
         norm_position: "pre" or "post".
         residual: keep the skip connections.
         branch_scale: α, the initial value of the learnable scalar ``self.alpha`` (one per block, shared by

@@ -47,8 +47,16 @@ def test_a_trained_setting_shows_its_seeds_and_one_not_run_says_why():
 def test_the_static_twin_has_a_different_picture_for_every_setting_and_fits_the_budget():
     static = X.training_explorer(SWEEP, static=True)
     assert static.n_frames == 2 * 2 * 2 * 2 and static.size_bytes <= MAX_STATIC_BYTES
-    # pre + warm-up is one message at every lr and quantity: the other 12 settings all differ
-    assert static.n_unique >= 12
+    # every setting has its own picture, message frames included (they name the setting and the quantity), so
+    # moving any one control always changes what the reader sees
+    assert static.n_unique == static.n_frames
+
+
+def test_a_message_frame_names_the_whole_setting_quantity_included():
+    a = X.training_compute("pre", True, float(SWEEP.lrs[0]), "loss", sweep=SWEEP)
+    b = X.training_compute("pre", True, float(SWEEP.lrs[0]), "layer_ratio", sweep=SWEEP)
+    assert a.runs is None and b.runs is None and a.message == b.message
+    assert a.title.endswith(": loss") and b.title.endswith(": gradient at layer 1 / layer L")
 
 
 @pytest.mark.parametrize("kwargs, name", [(dict(position="middle"), "position"), (dict(which="acc"), "which"),

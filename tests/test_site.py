@@ -181,8 +181,11 @@ _JS_MATH = r"""() => {
 # The visible prose of the article: paragraphs, list items, headings, admonition titles, table cells, each
 # without its code, math, glue numbers and permalink marks; code cells, their outputs and the explorers skipped.
 _JS_PROSE = r"""() => {
-  const skip = "pre, code, kbd, samp, .math, mjx-container, .pasted-text, .headerlink, script, style";
-  const inside = "div.cell_output, div.highlight, .gh-explorer, div.cell_input";
+  // skipped inside a passage: citations (authors' names), as well as code, math and glue numbers
+  const skip = "pre, code, kbd, samp, .math, mjx-container, .pasted-text, .headerlink, script, style, .bibtex-citation";
+  // skipped passages: code cells and outputs, explorers, an <object>'s fallback text (shown only when its SVG
+  // cannot load), the bibliography's entries, and glossary terms (each entry lists its English and Chinese names)
+  const inside = "div.cell_output, div.highlight, .gh-explorer, div.cell_input, object, div.citation, dl.glossary > dt";
   const article = document.querySelector("article.bd-article") || document.body;
   return [...article.querySelectorAll("p, li, dt, dd, h1, h2, h3, h4, th, td, figcaption")]
     .filter((el) => !el.closest(inside))
