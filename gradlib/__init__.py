@@ -11,7 +11,7 @@ keeps this table and the README's in step with the code.)
 |  | `threads` | 49 | One torch thread for the body of a `with` block or a decorated function, restored afterwards. |
 |  | `attention` | 300 | Scaled dot-product attention written out step by step, with its Jacobians in closed form. |
 |  | `multihead` | 245 | Multi-head self-attention as an nn.Module: project, split into heads, attend, merge, project out. |
-|  | `norms` | 293 | Normalization layers written out as their formulas: LayerNorm, RMSNorm, GroupNorm, DyT, BatchNorm over tokens. |
+|  | `norms` | 283 | Normalization layers written out as their formulas: LayerNorm, RMSNorm, GroupNorm, DyT, BatchNorm over tokens. |
 |  | `mlp` | 210 | Deep fully connected stacks, where gradients vanish or explode, and the skip connection that keeps them flowing. |
 |  | `residual_variants` | 203 | Where the residual addition and the norm go: He et al. 2016's five units and the Transformer's four placements. |
 |  | `transformer` | 332 | The Transformer block with every highway switchable, and stacks of N independently drawn blocks. |

@@ -35,6 +35,14 @@ def _check_input(x: object, d: int) -> None:
         raise ValueError(f"x must have last dimension d={d}; got shape {tuple(x.shape)}")
 
 
+def _affine(norm: nn.Module, affine: bool, *, bias: bool, device: object, dtype: Optional[torch.dtype]) -> None:
+    """Give `norm` its per-feature gain γ = 1 (and shift β = 0 when `bias`), or register them as None."""
+    ones = torch.ones(norm.d, device=device, dtype=dtype) if affine else None
+    norm.register_parameter("weight", None if ones is None else nn.Parameter(ones))  # γ
+    if bias:
+        norm.register_parameter("bias", None if ones is None else nn.Parameter(torch.zeros_like(ones)))  # β
+
+
 class LayerNorm(nn.Module):
     """Layer normalization over the last dimension, formula written out.
 
@@ -60,12 +68,7 @@ class LayerNorm(nn.Module):
         checks.boolean(affine, "affine")
         super().__init__()
         self.d, self.eps, self.affine = int(d), float(eps), bool(affine)
-        if self.affine:
-            self.weight = nn.Parameter(torch.ones(self.d, device=device, dtype=dtype))  # γ
-            self.bias = nn.Parameter(torch.zeros(self.d, device=device, dtype=dtype))  # β
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine(self, self.affine, bias=True, device=device, dtype=dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         _check_input(x, self.d)
@@ -103,10 +106,7 @@ class RMSNorm(nn.Module):
         checks.boolean(affine, "affine")
         super().__init__()
         self.d, self.eps, self.affine = int(d), float(eps), bool(affine)
-        if self.affine:
-            self.weight = nn.Parameter(torch.ones(self.d, device=device, dtype=dtype))  # γ
-        else:
-            self.register_parameter("weight", None)
+        _affine(self, self.affine, bias=False, device=device, dtype=dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         _check_input(x, self.d)
@@ -149,12 +149,7 @@ class GroupNorm(nn.Module):
         checks.boolean(affine, "affine")
         super().__init__()
         self.d, self.groups, self.eps, self.affine = int(d), int(groups), float(eps), bool(affine)
-        if self.affine:
-            self.weight = nn.Parameter(torch.ones(self.d, device=device, dtype=dtype))  # γ
-            self.bias = nn.Parameter(torch.zeros(self.d, device=device, dtype=dtype))  # β
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine(self, self.affine, bias=True, device=device, dtype=dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         _check_input(x, self.d)
@@ -194,12 +189,7 @@ class DyT(nn.Module):
         super().__init__()
         self.d, self.affine = int(d), bool(affine)
         self.alpha = nn.Parameter(torch.tensor(float(alpha), device=device, dtype=dtype))  # α, a scalar
-        if self.affine:
-            self.weight = nn.Parameter(torch.ones(self.d, device=device, dtype=dtype))  # γ
-            self.bias = nn.Parameter(torch.zeros(self.d, device=device, dtype=dtype))  # β
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine(self, self.affine, bias=True, device=device, dtype=dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         _check_input(x, self.d)
