@@ -24,3 +24,14 @@ def _assert_same(a, b) -> None:
         assert a == b
     else:
         np.testing.assert_array_equal(a, b)
+
+
+def _assert_facts_hold(facts: dict, seed: int, *, exactly: int = None, at_least: int = None) -> None:
+    """A chapter's facts(seed): each a sentence -> bool, as many as stated, and every one holds."""
+    assert all(type(v) is bool for v in facts.values())  # plain bools, not numpy ones
+    if exactly is not None:
+        assert len(facts) == exactly
+    if at_least is not None:
+        assert len(facts) >= at_least
+    failing = [fact for fact, holds in facts.items() if not holds]
+    assert not failing, f"seed {seed}: {failing}"

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from _experiment_helpers import _assert_same  # tests/: the same-numbers check of every experiment test
+from _experiment_helpers import _assert_facts_hold, _assert_same  # tests/: checks every experiment test shares
 from gradlib import draws
 from gradlib import exp_attention as A
 from gradlib.jacobians import source_grad_norms
@@ -244,10 +244,7 @@ def test_non_causal_attention_does_not_fall_with_distance(seed):
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_every_fact_of_chapter_two_holds(seed):
-    facts = A.facts(seed)
-    assert len(facts) == 8 and all(isinstance(v, bool) for v in facts.values())
-    failing = [fact for fact, holds in facts.items() if not holds]
-    assert not failing, f"seed {seed}: {failing}"
+    _assert_facts_hold(A.facts(seed), seed, exactly=8)
 
 
 def test_facts_read_the_experiments_with_their_thresholds():

@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from _experiment_helpers import _assert_same  # tests/: the same-numbers check of every experiment test
+from _experiment_helpers import _assert_facts_hold, _assert_same  # tests/: checks every experiment test shares
 from gradlib import draws
 from gradlib import exp_placement as P
 from gradlib.probes import layer_grad_norms, param_grad_norms
@@ -321,8 +321,7 @@ def _facts(seed: int) -> dict[str, bool]:
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_the_chapters_facts_hold_on_every_seed(seed):
-    failing = [fact for fact, holds in _facts(seed).items() if not holds]
-    assert not failing, f"seed {seed}: {failing}"
+    _assert_facts_hold(_facts(seed), seed)
 
 
 def test_facts_are_booleans_and_name_their_thresholds():

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from _experiment_helpers import _assert_same  # tests/: the same-numbers check of every experiment test
+from _experiment_helpers import _assert_facts_hold, _assert_same  # tests/: checks every experiment test shares
 from gradlib import draws, mlp
 from gradlib import exp_residual as R
 from gradlib.exp_telephone import mlp_gradients
@@ -258,10 +258,7 @@ def test_regression_residual_stream_of_chapter_three_at_seed_0():
 # ---------------------------------------------------------------------------------------------- the facts
 @pytest.mark.parametrize("seed", SEEDS)
 def test_every_fact_of_chapter_three_holds(seed):
-    facts = R.facts(seed)
-    failing = [fact for fact, holds in facts.items() if not holds]
-    assert not failing, f"seed {seed}: {failing}"
-    assert all(type(v) is bool for v in facts.values())
+    _assert_facts_hold(R.facts(seed), seed)
 
 
 # ---------------------------------------------------------------------------------------------- the contract

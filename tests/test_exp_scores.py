@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from _experiment_helpers import _assert_same  # tests/: the same-numbers check of every experiment test
+from _experiment_helpers import _assert_facts_hold, _assert_same  # tests/: checks every experiment test shares
 from gradlib import exp_scores as S
 
 SEEDS = (0, 1, 2)
@@ -34,10 +34,7 @@ def _facts(seed: int) -> dict:
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_every_fact_of_chapter_five_holds(seed):
-    facts = _facts(seed)
-    assert len(facts) == 13 and all(isinstance(v, bool) for v in facts.values())
-    failing = [fact for fact, holds in facts.items() if not holds]
-    assert not failing, f"seed {seed}: {failing}"
+    _assert_facts_hold(_facts(seed), seed, exactly=13)
 
 
 def test_facts_read_the_experiments_with_their_thresholds():

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from _experiment_helpers import _assert_same  # tests/: the same-numbers check of every experiment test
+from _experiment_helpers import _assert_facts_hold, _assert_same  # tests/: checks every experiment test shares
 from gradlib import draws
 from gradlib import exp_rnn as R
 from gradlib import exp_telephone as T
@@ -259,10 +259,7 @@ def test_nn_linear_default_is_torchs_own_draw_and_leaves_the_global_rng_alone():
 # ------------------------------------------------------------------------------------------- the headline
 @pytest.mark.parametrize("seed", SEEDS)
 def test_the_chapters_facts_hold(seed):
-    facts = T.facts(seed)
-    assert len(facts) >= 16 and all(isinstance(v, bool) for v in facts.values())
-    failing = [fact for fact, holds in facts.items() if not holds]
-    assert not failing, f"seed {seed}: {failing}"
+    _assert_facts_hold(T.facts(seed), seed, at_least=16)
 
 
 # ---------------------------------------------------------------------------------------------- the contract

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from _experiment_helpers import _assert_facts_hold
 from gradlib import exp_training as E
 from gradlib.seq_model import SequenceModel
 from gradlib.tasks import SequenceTask
@@ -21,10 +22,7 @@ SEEDS = (0, 1, 2)
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_the_chapters_facts_hold(seed):
-    facts = E.facts(seed)
-    assert len(facts) >= 15 and all(isinstance(v, bool) for v in facts.values())
-    failing = [fact for fact, holds in facts.items() if not holds]
-    assert not failing, f"seed {seed}: {failing}"
+    _assert_facts_hold(E.facts(seed), seed, at_least=15)
 
 
 def test_ln_run_is_train_on_the_model_and_task_it_names():
