@@ -43,11 +43,18 @@ LANGUAGES := zh_CN
 ZH_SITE := $(SITE)/zh
 SPHINX := $(BIN)/sphinx-build
 SPHINXOPTS ?= -n --keep-going
-# One execution for both editions (and the PDFs): myst-nb's "cache" mode stores the executed notebooks in a
-# jupyter-cache that every later build reads back, so the Chinese numbers are the English ones. The cache keys
-# on code only and would miss a changed gradlib, so `make book` and `make test` empty it first.
+# One execution per edition (the PDFs read it back): myst-nb's "cache" mode stores the executed notebooks in a
+# jupyter-cache. The Chinese edition executes with GH_LANGUAGE=zh_CN, which its kernels inherit, so that the
+# figures' titles, axes, legends and the explorers' controls are drawn in Chinese (gradlib.i18n); the
+# experiments are seeded, so its numbers are the English ones (tests/test_editions.py compares every glued
+# value). The cache keys on code only and would miss a changed gradlib, so `make book` and `make test` empty it.
 EXEC_CACHE := $(CURDIR)/_build/.jupyter_cache
-SPHINX_EXEC := -D nb_execution_mode=cache -D nb_execution_cache_path=$(EXEC_CACHE)
+EXEC_CACHE_ZH := $(CURDIR)/_build/.jupyter_cache_zh
+sphinx_exec = -D nb_execution_mode=cache -D nb_execution_cache_path=$(1)
+SPHINX_EXEC := $(call sphinx_exec,$(EXEC_CACHE))
+# gradlib's own catalog (the strings it draws): Babel extracts them from gradlib/ and the notebooks' code
+BABEL := PYTHONPATH=$(CURDIR)/tools $(BIN)/pybabel
+GRADLIB_POT := _build/gettext-gradlib/gradlib.pot
 # The PDFs: one latex build per language, then Sphinx's own Makefile (latexmk + XeLaTeX + xindy).
 PDF_DIR := _build/pdf
 CHROMIUM := /usr/bin/chromium
@@ -117,28 +124,30 @@ conf.py: _config.yml _toc.yml $(STAMP)
 
 build_en = $(SPHINX) -b html $(SPHINX_EXEC) -d _build/.doctrees/en $(SPHINXOPTS) . $(SITE)
 # (`;`, not `&&`: under `set -e` only the last command of an && list stops the recipe when it fails)
-build_zh = $(SPHINX) -b html $(SPHINX_EXEC) -D language=zh_CN -d _build/.doctrees/zh $(SPHINXOPTS) . _build/zh/html; \
+build_zh = GH_LANGUAGE=zh_CN $(SPHINX) -b html $(call sphinx_exec,$(EXEC_CACHE_ZH)) -D language=zh_CN \
+  -d _build/.doctrees/zh $(SPHINXOPTS) . _build/zh/html; \
   rm -rf $(ZH_SITE); cp -a _build/zh/html $(ZH_SITE)
 
 html-en: install vendor system conf.py
 	@$(call timed,build (English; executes the notebooks unless cached),$(build_en))
 
 html-zh: install vendor system conf.py
-	@$(call timed,build (Chinese; reads the execution back),$(build_zh))
+	@$(call timed,build (Chinese; executes the notebooks in Chinese unless cached),$(build_zh))
 
 html: install vendor system conf.py
-	@rm -rf $(EXEC_CACHE)
+	@rm -rf $(EXEC_CACHE) $(EXEC_CACHE_ZH)
 	@$(MAKE) html-en html-zh
 
-# latex -> PDF for one language: $(call pdf_of,en|zh_CN,en|zh)
-pdf_of = $(SPHINX) -q -b latex $(SPHINX_EXEC) -D language=$(1) -d _build/.doctrees/latex-$(1) $(SPHINXOPTS) . _build/latex/$(1); \
+# latex -> PDF for one language: $(call pdf_of,en|zh_CN,en|zh,execution cache)
+pdf_of = GH_LANGUAGE=$(1) $(SPHINX) -q -b latex $(call sphinx_exec,$(3)) -D language=$(1) -d _build/.doctrees/latex-$(1) \
+  $(SPHINXOPTS) . _build/latex/$(1); \
   $(MAKE) -C _build/latex/$(1) all-pdf LATEXMKOPTS="-silent" >_build/latex/$(1).log 2>&1 \
   || { grep -A5 '^!' _build/latex/$(1)/gradienthighways.log >&2; echo "see _build/latex/$(1).log" >&2; exit 1; }; \
   mkdir -p $(PDF_DIR); cp _build/latex/$(1)/gradienthighways.pdf $(PDF_DIR)/gradient-highways-$(2).pdf
 
 pdf: install system conf.py
-	@$(call timed,PDF (English),$(call pdf_of,en,en))
-	@$(call timed,PDF (Chinese),$(call pdf_of,zh_CN,zh))
+	@$(call timed,PDF (English),$(call pdf_of,en,en,$(EXEC_CACHE)))
+	@$(call timed,PDF (Chinese),$(call pdf_of,zh_CN,zh,$(EXEC_CACHE_ZH)))
 	@ls -l $(PDF_DIR)
 
 book: install vendor system conf.py
@@ -149,20 +158,28 @@ book: install vendor system conf.py
 	@echo "PDFs: $(PDF_DIR)/gradient-highways-en.pdf, $(PDF_DIR)/gradient-highways-zh.pdf"
 
 # Translation workflow after changing the English (README, "Translating"): `make po`, then fill in the empty
-# and "#, fuzzy" entries of locales/zh_CN/LC_MESSAGES/<doc>.po, and `make translations` (the check) + `make html`.
-# Extraction needs no execution: msgids are the MyST source of each paragraph (glue roles stay roles).
+# and "#, fuzzy" entries of locales/zh_CN/LC_MESSAGES/<doc>.po (the prose) and gradlib/locales/zh_CN/
+# LC_MESSAGES/gradlib.po (what gradlib draws), and `make translations` (the check) + `make html`.
+# Extraction needs no execution: msgids are the MyST source of each paragraph (glue roles stay roles) and
+# the literal strings of gradlib's _() / N_() calls (tools/babel.cfg).
 pot: install conf.py
-	@rm -rf _build/gettext
+	@rm -rf _build/gettext _build/gettext-gradlib
 	@$(call timed,extract messages (gettext),$(SPHINX) -q -b gettext -D nb_execution_mode=off -d _build/.doctrees/gettext $(SPHINXOPTS) . _build/gettext)
+	@mkdir -p $(dir $(GRADLIB_POT))
+	@$(BABEL) -q extract -F tools/babel.cfg -w 100 --sort-by-file --project=gradlib -o $(GRADLIB_POT) . 
 
 po: pot
 	@$(BIN)/sphinx-intl update -p _build/gettext -d locales $(addprefix -l ,$(LANGUAGES)) -w 100
 	@$(BIN)/sphinx-intl stat -d locales $(addprefix -l ,$(LANGUAGES)) | grep -v ": 0 translated" || true
+	@for lang in $(LANGUAGES); do \
+	  if [ -f gradlib/locales/$$lang/LC_MESSAGES/gradlib.po ]; then \
+	    $(BABEL) -q update -i $(GRADLIB_POT) -d gradlib/locales -D gradlib -l $$lang -w 100 --ignore-obsolete; \
+	  else $(BABEL) -q init -i $(GRADLIB_POT) -d gradlib/locales -D gradlib -l $$lang -w 100; fi; done
 
 # Fails on an untranslated or fuzzy entry of a document declared translated (tests/test_translations.py),
 # and on a catalog that lags behind the English (the .pot extracted from the sources right now).
 translations: pot
-	@$(call timed,translations,GH_POT_DIR=_build/gettext $(PY) -m pytest tests/test_translations.py -q)
+	@$(call timed,translations,GH_POT_DIR=_build/gettext $(PY) -m pytest tests/test_translations.py tests/test_i18n.py -q)
 
 test: install vendor system conf.py
 	@$(call timed,1/8 unit tests,$(PY) -m pytest tests -m "not site" -q)
@@ -170,6 +187,7 @@ test: install vendor system conf.py
 	@$(MAKE) translations  # 3/8 (then 4/8, 5/8: the two strict builds)
 	@rm -rf _build
 	@$(MAKE) html-en html-zh SPHINXOPTS="-W -n --keep-going"
+	@$(call timed,6/8 the editions' numbers,GH_EXEC_CACHES="en=$(EXEC_CACHE),zh_CN=$(EXEC_CACHE_ZH)" $(PY) -m pytest tests/test_editions.py -q)
 	@$(call timed,6/8 browser checks (English),GH_SITE_DIR=$(SITE) $(PY) -m pytest tests/test_site.py -q)
 	@$(call timed,6/8 browser checks (Chinese),GH_SITE_DIR=$(ZH_SITE) GH_LANGUAGE=zh_CN \
 	  GH_SCREENSHOTS=_build/screenshots/zh $(PY) -m pytest tests/test_site.py -q)

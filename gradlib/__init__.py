@@ -9,6 +9,7 @@ keeps this table and the README's in step with the code.)
 | models and measurements | `checks` | 189 | Argument checks: a bad argument raises ValueError naming the argument and what is allowed. |
 |  | `draws` | 121 | Seeded random draws: every random number gradlib uses comes from a local generator, never the global RNG. |
 |  | `threads` | 49 | One torch thread for the body of a `with` block or a decorated function, restored afterwards. |
+|  | `i18n` | 102 | The words gradlib draws, in the reader's language: figure titles, axes, legends, explorer controls. |
 |  | `attention` | 300 | Scaled dot-product attention written out step by step, with its Jacobians in closed form. |
 |  | `multihead` | 245 | Multi-head self-attention as an nn.Module: project, split into heads, attend, merge, project out. |
 |  | `norms` | 283 | Normalization layers written out as their formulas: LayerNorm, RMSNorm, GroupNorm, DyT, BatchNorm over tokens. |
@@ -29,35 +30,35 @@ keeps this table and the README's in step with the code.)
 |  | `entropy` | 145 | Attention entropy of every attention module of a model, read from the weights each module returns. |
 |  | `training` | 270 | A small, seeded training loop on torch.optim that records how the gradient highways behave while learning. |
 | experiments and results | `results` | 129 | What the experiments return: small dataclasses of numpy arrays that say what they are. |
-|  | `exp_telephone` | 228 | Chapter 1's experiments — the telephone game: products of Jacobians vanish or explode. |
+|  | `exp_telephone` | 242 | Chapter 1's experiments — the telephone game: products of Jacobians vanish or explode. |
 |  | `exp_rnn` | 142 | Chapter 1's recurrent experiments — the telephone game along time: ∂h_T/∂h_t is a product of T − t Jacobians. |
-|  | `exp_attention` | 255 | Chapter 2's experiments — highway 1, self-attention: one step between any two tokens, and where it ends. |
-|  | `exp_residual` | 323 | Chapter 3's experiments — highway 2, residual connections: the identity lane, and how loud the branch is. |
-|  | `exp_norms` | 217 | Chapter 4's experiments, part 1 — highway 3, normalization: what a norm does (exp_placement: where it stands). |
-|  | `exp_placement` | 269 | Chapter 4's experiments, part 2 — where the norm stands: Pre-LN vs Post-LN (exp_norms: what a norm does). |
-|  | `exp_scores` | 335 | Chapter 5's experiments — the math of ∂A/∂Q: what the attention score does to the gradient. |
-|  | `exp_encoder` | 292 | Chapter 6's experiments — the encoder layer, line by line, and the layers the world uses. |
-|  | `exp_training` | 300 | Chapter 7's experiments — does it matter in training? The init-time diagnoses of chapters 1–4, trained. |
-|  | `exp_faq` | 300 | Chapter 8's experiments — the FAQ answered by measurement: norms that leak, where the skip goes, norm-free stacks. |
+|  | `exp_attention` | 256 | Chapter 2's experiments — highway 1, self-attention: one step between any two tokens, and where it ends. |
+|  | `exp_residual` | 324 | Chapter 3's experiments — highway 2, residual connections: the identity lane, and how loud the branch is. |
+|  | `exp_norms` | 220 | Chapter 4's experiments, part 1 — highway 3, normalization: what a norm does (exp_placement: where it stands). |
+|  | `exp_placement` | 272 | Chapter 4's experiments, part 2 — where the norm stands: Pre-LN vs Post-LN (exp_norms: what a norm does). |
+|  | `exp_scores` | 339 | Chapter 5's experiments — the math of ∂A/∂Q: what the attention score does to the gradient. |
+|  | `exp_encoder` | 294 | Chapter 6's experiments — the encoder layer, line by line, and the layers the world uses. |
+|  | `exp_training` | 311 | Chapter 7's experiments — does it matter in training? The init-time diagnoses of chapters 1–4, trained. |
+|  | `exp_faq` | 310 | Chapter 8's experiments — the FAQ answered by measurement: norms that leak, where the skip goes, norm-free stacks. |
 |  | `experiments` | 76 | Every experiment of the course, by chapter (an index: the code lives in the exp_* modules). |
-| drawing and interaction | `style` | 191 | The course's visual language: one colour per role, log axes that read as plain numbers, white figures. |
-|  | `figures` | 269 | The course's figures, each drawn by ONE piece of code that the notebook and the live explorer both call. |
-|  | `charts` | 263 | The remaining figures of chapters 2–5, on the same CurveFigure as gradlib.figures (one drawing per figure). |
-|  | `diagrams` | 202 | The course's diagrams, drawn with matplotlib patches (no diagram script from another host). |
-|  | `report` | 66 | Results as text: orders of magnitude, the checked facts of a chapter, and tables in Markdown. |
+| drawing and interaction | `style` | 195 | The course's visual language: one colour per role, log axes that read as plain numbers, white figures. |
+|  | `figures` | 271 | The course's figures, each drawn by ONE piece of code that the notebook and the live explorer both call. |
+|  | `charts` | 268 | The remaining figures of chapters 2–5, on the same CurveFigure as gradlib.figures (one drawing per figure). |
+|  | `diagrams` | 204 | The course's diagrams, drawn with matplotlib patches (no diagram script from another host). |
+|  | `report` | 68 | Results as text: orders of magnitude, the checked facts of a chapter, and tables in Markdown. |
 |  | `controls` | 124 | The controls of an explorer, described without ipywidgets (built only when a live explorer needs them). |
 |  | `explorer` | 212 | A live explorer: controls → compute(**values) (cached) → the figure redrawn in place → a PNG in an Image. |
-|  | `static` | 220 | The kernel-free twin of an explorer, for the static site: every grid point pre-rendered, swapped by inline JS. |
-|  | `explorers` | 208 | The chapters' explorers: which controls, which experiment they call, which figure they redraw. |
-|  | `explorers_scores` | 157 | Chapter 5's figures and explorer: what the attention score does to the softmax, drawn once for both. |
-|  | `explorers_models` | 107 | Chapter 6's explorer: depth × norm position × architecture → the gradient reaching each block. |
-|  | `training_plots` | 204 | Chapter 7's figures: training histories over seeds, one drawing per figure for notebook and explorer alike. |
-|  | `explorers_training` | 144 | Chapter 7's explorer: the saved training histories, by norm position × warm-up × learning rate. |
-|  | `verdicts` | 226 | Verdicts: the reader's function against the truth on random inputs, and what went wrong in plain words. |
-|  | `exercises` | 144 | Exercises: the reader writes a small function, and a checker compares it with the truth on random inputs. |
-|  | `exercise_block` | 122 | Chapter 6's exercise: the reader assembles a Pre-LN block from gradlib's parts; a checker compares it with PyTorch's. |
-|  | `exercise_training` | 54 | Chapter 7's exercise: the reader writes the update-to-data ratio, a checker compares it with a real SGD step. |
-|  | `exercise_faq` | 45 | Chapter 8's exercise: the reader writes DyT's Jacobian, and a checker compares it with autograd in plain words. |
+|  | `static` | 229 | The kernel-free twin of an explorer, for the static site: every grid point pre-rendered, swapped by inline JS. |
+|  | `explorers` | 213 | The chapters' explorers: which controls, which experiment they call, which figure they redraw. |
+|  | `explorers_scores` | 160 | Chapter 5's figures and explorer: what the attention score does to the softmax, drawn once for both. |
+|  | `explorers_models` | 109 | Chapter 6's explorer: depth × norm position × architecture → the gradient reaching each block. |
+|  | `training_plots` | 206 | Chapter 7's figures: training histories over seeds, one drawing per figure for notebook and explorer alike. |
+|  | `explorers_training` | 152 | Chapter 7's explorer: the saved training histories, by norm position × warm-up × learning rate. |
+|  | `verdicts` | 293 | Verdicts: the reader's function against the truth on random inputs, and what went wrong in plain words. |
+|  | `exercises` | 147 | Exercises: the reader writes a small function, and a checker compares it with the truth on random inputs. |
+|  | `exercise_block` | 123 | Chapter 6's exercise: the reader assembles a Pre-LN block from gradlib's parts; a checker compares it with PyTorch's. |
+|  | `exercise_training` | 52 | Chapter 7's exercise: the reader writes the update-to-data ratio, a checker compares it with a real SGD step. |
+|  | `exercise_faq` | 46 | Chapter 8's exercise: the reader writes DyT's Jacobian, and a checker compares it with autograd in plain words. |
 """
 
 from gradlib.attention import scores_jacobian, softmax_jacobian, weights_jacobian

@@ -22,6 +22,7 @@ from matplotlib.axes import Axes
 
 from gradlib import style as gs
 from gradlib.figures import CurveFigure, _plot
+from gradlib.i18n import N_, _
 from gradlib.report import NORM_COLUMNS, table_cell
 from gradlib.results import curve
 
@@ -34,26 +35,27 @@ class QKFigure(CurveFigure):
     """Query/key gradient relative to the value gradient at one layer against depth; cosine (dotted, right)."""
 
     def __init__(self, ax: Axes, **kw: Any) -> None:
-        super().__init__(ax, xlabel="depth (layers)", ylabel=r"$\|\nabla W_Q\| \,/\, \|\nabla W_V\|$",
-                         exploded="depth", legend="lower left", title="Query/key gradients vanish as tokens align",
-                         **kw)
+        super().__init__(ax, xlabel=_("depth (layers)"), ylabel=r"$\|\nabla W_Q\| \,/\, \|\nabla W_V\|$",
+                         exploded=_("depth"), legend="lower left",
+                         title=_("Query/key gradients vanish as tokens align"), **kw)
         twin = ax.twinx()
         twin.tick_params(colors=gs.EDGE, labelcolor=gs.COLORS["text"])
         twin.spines["right"].set_visible(True)
-        self.cosine = CurveFigure(twin, xlabel="", ylabel="token cosine similarity (dotted)", logy=False,
+        self.cosine = CurveFigure(twin, xlabel="", ylabel=_("token cosine similarity (dotted)"), logy=False,
                                   ylim=(-0.02, 1.02), linestyle=":", legend=None)
         twin.grid(False)  # after CurveFigure, whose dress() turns the grid on: one grid (the left axis') only
 
     def show(self, result: Any, *, title: Optional[str] = None) -> None:
-        where = f"{result.layer} layer" if result.layer in ("first", "last") else f"layer {result.layer}"
+        where = {"first": _("first layer"), "last": _("last layer")}.get(result.layer) or \
+            _("layer {layer}").format(layer=result.layer)
         self.ax.set_ylabel(r"$\|\nabla W_Q\| \,/\, \|\nabla W_V\|$" + f"  ({where})")
         self.update(list(result.curves), title=title)
         self.cosine.update(list(result.cosine))
 
 
 _SATURATION = {
-    "saturated_fraction": ("fraction of rows with max p > {threshold:g}", False),
-    "jacobian_norm": (r"softmax Jacobian $\|J\|_2$", True),
+    "saturated_fraction": (N_("fraction of rows with max p > {threshold}"), False),
+    "jacobian_norm": (N_(r"softmax Jacobian $\|J\|_2$"), True),
     "query_grad_norm": (r"$\|\partial p_i / \partial q_i\|_F$", True),
 }
 
@@ -66,9 +68,9 @@ class SaturationFigure(CurveFigure):
             raise ValueError(f"which must be one of {', '.join(map(repr, _SATURATION))}; got {which!r}")
         ylabel, logy = _SATURATION[which]
         self.which = which
-        super().__init__(ax, xlabel=r"key dimension $d_k$", ylabel=ylabel.format(threshold=threshold), logy=logy,
+        super().__init__(ax, xlabel=_(r"key dimension $d_k$"), ylabel=_(ylabel).format(threshold=f"{threshold:g}"), logy=logy,
                          logx=True, xbase=2, ylim=None if logy else (-0.03, 1.03), exploded="d_k =",
-                         title=r"Why scores are scaled by $1/\sqrt{d_k}$", **kw)
+                         title=_(r"Why scores are scaled by $1/\sqrt{d_k}$"), **kw)
 
     def show(self, result: Any, *, title: Optional[str] = None) -> None:
         self.update(list(getattr(result, self.which)), title=title)
@@ -80,10 +82,11 @@ class SpectrumFigure(CurveFigure):
     def __init__(self, ax: Axes, *, variant: str = "rezero", **kw: Any) -> None:
         deepnorm = variant == "deepnorm"
         branch = r"$\mathrm{LN}(s x + \alpha f(x))$" if deepnorm else r"$x + \alpha f(x)$"
-        super().__init__(ax, xlabel=r"branch scale $\alpha$  in  " + branch,
-                         ylabel=r"singular values of $\partial y / \partial x$", exploded="α =", fade=True,
-                         legend="upper left", title=("DeepNorm" if deepnorm else "Residual") +
-                         " stack: Jacobian spectrum vs branch scale", **kw)
+        title = (_("DeepNorm stack: Jacobian spectrum vs branch scale") if deepnorm
+                 else _("Residual stack: Jacobian spectrum vs branch scale"))
+        super().__init__(ax, xlabel=_(r"branch scale $\alpha$  in  {branch}").format(branch=branch),
+                         ylabel=_(r"singular values of $\partial y / \partial x$"), exploded="α =", fade=True,
+                         legend="upper left", title=title, **kw)
 
     def show(self, result: Any, *, title: Optional[str] = None) -> None:
         self.update(list(result.curves), title=title)
@@ -93,8 +96,8 @@ class StreamFigure(CurveFigure):
     """Mean token norm of the residual stream after every block (linear y from 0, or log)."""
 
     def __init__(self, ax: Axes, *, log: bool = False, **kw: Any) -> None:
-        super().__init__(ax, xlabel="block  (0 = input)", ylabel=r"mean token norm $\|x_l\|$", logy=log,
-                         exploded="block", legend="upper left", title="Size of the residual stream", **kw)
+        super().__init__(ax, xlabel=_("block  (0 = input)"), ylabel=_(r"mean token norm $\|x_l\|$"), logy=log,
+                         exploded=_("block"), legend="upper left", title=_("Size of the residual stream"), **kw)
 
     def show(self, result: Any, *, title: Optional[str] = None) -> None:
         self.update(list(result.curves), title=title)
@@ -109,8 +112,10 @@ class ActivationFigure(CurveFigure):
         if which not in ("std", "mean"):
             raise ValueError(f"which must be one of 'std', 'mean'; got {which!r}")
         self.which = which
-        super().__init__(ax, xlabel="block  (0 = input)", ylabel=f"activation {which}", logy=which == "std",
-                         exploded="block", title=f"Activations, block by block ({which})", **kw)
+        ylabel, title = ((_("activation std"), _("Activations, block by block (std)")) if which == "std"
+                         else (_("activation mean"), _("Activations, block by block (mean)")))
+        super().__init__(ax, xlabel=_("block  (0 = input)"), ylabel=ylabel, logy=which == "std",
+                         exploded=_("block"), title=title, **kw)
         if which == "mean":
             ax.axhline(0.0, color=gs.ROLE_COLORS["reference"], linewidth=0.8)
 
@@ -122,16 +127,16 @@ class PrePostFigure(CurveFigure):
     """Pre-LN vs Post-LN: the last block's gradient or ‖x_L‖ against L (log–log), or every block's gradient."""
 
     def __init__(self, ax: Axes, *, which: str = "last_layer_grad", **kw: Any) -> None:
-        labels = {"last_layer_grad": ("depth L (blocks)", "last block's weight gradient norm"),
-                  "hidden_norm": ("depth L (blocks)", r"hidden-state norm $\|x_L\|$"),
-                  "per_layer": ("block  (1 = input side)", r"$\|\nabla W_2\|$ of the block's FFN")}
+        labels = {"last_layer_grad": (_("depth L (blocks)"), _("last block's weight gradient norm")),
+                  "hidden_norm": (_("depth L (blocks)"), _(r"hidden-state norm $\|x_L\|$")),
+                  "per_layer": (_("block  (1 = input side)"), _(r"$\|\nabla W_2\|$ of the block's FFN"))}
         if which not in labels:
             raise ValueError(f"which must be one of {', '.join(map(repr, labels))}; got {which!r}")
         self.which = which
         xlabel, ylabel = labels[which]
         super().__init__(ax, xlabel=xlabel, ylabel=ylabel, logx=which != "per_layer",
-                         exploded="block" if which == "per_layer" else "L =",
-                         theory_label=r"$\propto 1/\sqrt{L}$", title="Pre-LN vs Post-LN at initialisation", **kw)
+                         exploded=_("block") if which == "per_layer" else "L =",
+                         theory_label=r"$\propto 1/\sqrt{L}$", title=_("Pre-LN vs Post-LN at initialisation"), **kw)
         self.seed_lines: list = []  # one line of faint dots per curve (per key of result.per_seed)
         self.seeds = self._seed_line(0)
 
@@ -211,18 +216,18 @@ def plot_norm_table(result: Any, ax: Optional[Axes] = None, *, title: Optional[s
     with gs.style():
         ax = gs.new_axes(ax, (7.2, 0.5 + 0.42 * (len(tests) + 1)))
         ax.axis("off")
-        table = ax.table(cellText=text, rowLabels=tests, colLabels=[NORM_COLUMNS[k] for k in kinds],
+        table = ax.table(cellText=text, rowLabels=[_(t) for t in tests], colLabels=[NORM_COLUMNS[k] for k in kinds],
                          cellColours=[[tint[c] for c in row] for row in changed], cellLoc="center", rowLoc="right",
                          loc="center right", colWidths=[0.16] * len(kinds))
         table.auto_set_font_size(False)
         table.set_fontsize(9)
         table.scale(1.0, 1.5)
-        for (r, _), cell in table.get_celld().items():
+        for (r, _col), cell in table.get_celld().items():
             cell.set_edgecolor(gs.GRID)
             cell.get_text().set_color(gs.COLORS["text"])
             if r == 0:
                 cell.get_text().set_fontweight("bold")
-        ax.set_title("Max |change of the output|  (0 = unaffected)" if title is None else title)
+        ax.set_title(_("Max |change of the output|  (0 = unaffected)") if title is None else title)
     return ax
 
 
@@ -257,7 +262,7 @@ def plot_attention_weights(weights: Any, tokens: Any = None, ax: Optional[Axes] 
         ax.set_xticks(range(p.shape[1]), cols)
         ax.set_yticks(range(p.shape[0]), rows)
         ax.tick_params(length=0)
-        ax.set_xlabel("key j (attended to)")
-        ax.set_ylabel("query i (attending)")
-        ax.set_title("Attention weights $P_{ij}$ (each row sums to 1)" if title is None else title)
+        ax.set_xlabel(_("key j (attended to)"))
+        ax.set_ylabel(_("query i (attending)"))
+        ax.set_title(_("Attention weights $P_{ij}$ (each row sums to 1)") if title is None else title)
     return ax

@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib import patches
 from matplotlib.axes import Axes
 
+from gradlib.i18n import _
 from gradlib.style import ROLE_COLORS, new_axes, style
 
 __all__ = ["draw_relay_vs_group_call", "draw_mountain_road_vs_expressway", "draw_transformer_block"]
@@ -61,24 +62,25 @@ def draw_relay_vs_group_call(ax: Axes | None = None, *, n_tokens: int = 5) -> Ax
         ax = _diagram_axes(ax, (0.0, 11.0), (0.0, 4.4), (10.0, 4.0))
         base, att = COLORS["baseline"], COLORS["attention"]
         # left: a relay — each hand-off passes on a fainter message
-        ax.text(2.6, 4.15, "Recurrence: a relay of phone calls", ha="center", va="center", fontsize=11,
+        ax.text(2.6, 4.15, _("Recurrence: a relay of phone calls"), ha="center", va="center", fontsize=11,
                 color=base, weight="bold")
         xs = np.linspace(0.55, 4.65, n_tokens)
         y = 2.4
         for i, x in enumerate(xs):
-            _box(ax, x, y, f"token {i + 1}", base, w=0.78, fill_alpha=0.30 * (1 - i / n_tokens) + 0.04,
-                 fontsize=8)
+            _box(ax, x, y, _("token {i}").format(i=i + 1), base, w=0.78,
+                 fill_alpha=0.30 * (1 - i / n_tokens) + 0.04, fontsize=8)
             if i:
                 _arrow(ax, (xs[i - 1] + 0.40, y), (x - 0.40, y), base, alpha=1.0 - 0.7 * i / n_tokens)
         ax.annotate("", xy=(xs[-1], 1.55), xytext=(xs[0], 1.55),
                     arrowprops=dict(arrowstyle="<->", color=COLORS["reference"], lw=1.0))
-        ax.text(2.6, 1.2, f"token 1 reaches token {n_tokens} after {n_tokens - 1} hand-offs",
+        reach = _("token 1 reaches token {n} after {hops} hand-offs").format(n=n_tokens, hops=n_tokens - 1)
+        ax.text(2.6, 1.2, reach,
                 ha="center", va="center", fontsize=8.5)
-        ax.text(2.6, 0.75, "path length grows with n: O(n) — the gradient is multiplied at every step",
+        ax.text(2.6, 0.75, _("path length grows with n: O(n) — the gradient is multiplied at every step"),
                 ha="center", va="center", fontsize=7.5, color=COLORS["theory"])
         # right: a group call — every pair is connected directly
         cx, cy, r = 8.3, 2.2, 1.35
-        ax.text(cx, 4.15, "Attention: one group call", ha="center", va="center", fontsize=11, color=att,
+        ax.text(cx, 4.15, _("Attention: one group call"), ha="center", va="center", fontsize=11, color=att,
                 weight="bold")
         angles = np.pi / 2 + 2 * np.pi * np.arange(n_tokens) / n_tokens
         pts = np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], axis=1)
@@ -87,7 +89,7 @@ def draw_relay_vs_group_call(ax: Axes | None = None, *, n_tokens: int = 5) -> Ax
                 ax.plot(pts[[i, j], 0], pts[[i, j], 1], color=att, alpha=0.55, linewidth=1.3, zorder=1)
         for i, (x, y_) in enumerate(pts):
             _box(ax, x, y_, f"{i + 1}", att, w=0.5, h=0.42, fill_alpha=0.22, fontsize=8.5)
-        ax.text(cx, 0.38, "every token hears every other directly: path length O(1)", ha="center",
+        ax.text(cx, 0.38, _("every token hears every other directly: path length O(1)"), ha="center",
                 va="center", fontsize=8.5)
     return ax
 
@@ -105,21 +107,21 @@ def draw_mountain_road_vs_expressway(ax: Axes | None = None, *, n_layers: int = 
         ax = _diagram_axes(ax, (0.0, 10.0), (-1.35, n_layers + 2.5), (9.0, 5.2))
         base, res = COLORS["baseline"], COLORS["residual"]
         top = n_layers + 1
-        for cx, color, heading in ((2.5, base, "Plain stack: a mountain road"),
-                                   (7.3, res, "Residual stack: an expressway")):
+        for cx, color, heading in ((2.5, base, _("Plain stack: a mountain road")),
+                                   (7.3, res, _("Residual stack: an expressway"))):
             ax.text(cx, top + 1.0, heading, ha="center", va="center", fontsize=11, color=color,
                     weight="bold")
-            _box(ax, cx, 0, "input x", COLORS["reference"], w=1.6, h=0.5, fill_alpha=0.15)
-            _box(ax, cx, top, "output", COLORS["reference"], w=1.6, h=0.5, fill_alpha=0.15)
+            _box(ax, cx, 0, _("input x"), COLORS["reference"], w=1.6, h=0.5, fill_alpha=0.15)
+            _box(ax, cx, top, _("output"), COLORS["reference"], w=1.6, h=0.5, fill_alpha=0.15)
         # left: the only road zig-zags through every layer, hairpin after hairpin
         cx = 2.5
         stops = [(cx, 0.0)] + [(cx + (0.75 if level % 2 else -0.75), float(level))
                                for level in range(1, n_layers + 1)] + [(cx, float(top))]
         for level in range(1, n_layers + 1):
-            _box(ax, stops[level][0], level, f"layer {level}", base, w=1.3, h=0.5)
+            _box(ax, stops[level][0], level, _("layer {layer}").format(layer=level), base, w=1.3, h=0.5)
         for (x0, y0), (x1, y1) in zip(stops[:-1], stops[1:]):
             _arrow(ax, (x0, y0 + 0.26), (x1, y1 - 0.26), base, lw=1.8, rad=0.3 if x1 > x0 else -0.3)
-        ax.text(cx, -0.75, "the gradient must pass every layer:", ha="center", va="center", fontsize=8.5)
+        ax.text(cx, -0.75, _("the gradient must pass every layer:"), ha="center", va="center", fontsize=8.5)
         ax.text(cx, -1.12, r"$\partial y/\partial x = J_L \cdots J_2 J_1$", ha="center", va="center",
                 fontsize=9.5, color=base)
         # right: each layer is a side road f(x); the skip lane carries x straight past it to ⊕
@@ -137,8 +139,8 @@ def draw_mountain_road_vs_expressway(ax: Axes | None = None, *, n_layers: int = 
             _arrow(ax, (f_x + 0.2, level + 0.26), (lane_x - 0.14, plus_y), res, lw=1.0, alpha=0.7)  # f back
             below = plus_y + 0.14
         _arrow(ax, (lane_x, below), (lane_x, top - 0.26), res, lw=3.0)
-        ax.text(lane_x + 0.22, 0.62, "skip\nlane", fontsize=7.5, color=res, ha="left", va="center")
-        ax.text(cx, -0.75, "every ⊕ keeps an identity lane:", ha="center", va="center", fontsize=8.5)
+        ax.text(lane_x + 0.22, 0.62, _("skip\nlane"), fontsize=7.5, color=res, ha="left", va="center")
+        ax.text(cx, -0.75, _("every ⊕ keeps an identity lane:"), ha="center", va="center", fontsize=8.5)
         ax.text(cx, -1.12, r"$\partial x_{l+1}/\partial x_l = I + J_l$", ha="center", va="center",
                 fontsize=9.5, color=res)
     return ax
@@ -164,14 +166,14 @@ def draw_transformer_block(ax: Axes | None = None, *, norm_position: str = "pre"
         ax = _diagram_axes(ax, (0.0, 8.6), (-0.9, 9.4), (7.5, 8.6))
         res, norm, ref = COLORS["residual"], COLORS["norm"], COLORS["reference"]
         lane, bx = 6.4, 2.9  # the residual stream's x, the branches' x
-        ax.text(4.3, 9.05, f"One Transformer block ({'Pre' if pre else 'Post'}-LN)", ha="center", va="center",
-                fontsize=11.5, weight="bold", color=COLORS["text"])
-        _box(ax, lane, -0.2, "tokens x: T × d_model", ref, w=2.9, h=0.5, fill_alpha=0.15)
-        _box(ax, lane, 8.35, "to the next block (× N)", ref, w=2.9, h=0.5, fill_alpha=0.15)
-        sublayers = (("multi-head self-attention\nQ = xW_Q, K = xW_K, V = xW_V\nh heads of d_head = d_model / h\n"
-                      "causal mask: token i sees 1..i\nconcat heads, then W_O", COLORS["attention"], 1.3),
-                     ("feed-forward network (FFN)\nW_1: d_model → d_ff\nactivation (ReLU, GELU)\nW_2: d_ff → d_model",
-                      COLORS["ffn"], 1.1))
+        heading = _("One Transformer block ({name})").format(name="Pre-LN" if pre else "Post-LN")
+        ax.text(4.3, 9.05, heading, ha="center", va="center", fontsize=11.5, weight="bold", color=COLORS["text"])
+        _box(ax, lane, -0.2, _("tokens x: T × d_model"), ref, w=2.9, h=0.5, fill_alpha=0.15)
+        _box(ax, lane, 8.35, _("to the next block (× N)"), ref, w=2.9, h=0.5, fill_alpha=0.15)
+        sublayers = ((_("multi-head self-attention\nQ = xW_Q, K = xW_K, V = xW_V\nh heads of d_head = d_model / h\n"
+                        "causal mask: token i sees 1..i\nconcat heads, then W_O"), COLORS["attention"], 1.3),
+                     (_("feed-forward network (FFN)\nW_1: d_model → d_ff\nactivation (ReLU, GELU)\n"
+                        "W_2: d_ff → d_model"), COLORS["ffn"], 1.1))
         y, stream = 0.05, 0.05  # y: where the next box goes; stream: where the lane's last arrow ended
         for text, color, height in sublayers:
             split = y + 0.35
@@ -194,9 +196,9 @@ def draw_transformer_block(ax: Axes | None = None, *, norm_position: str = "pre"
                 stream = plus + 0.88
             y = stream + 0.05
         _arrow(ax, (lane, stream), (lane, 8.1), res, lw=3.0)
-        ax.text(lane + 0.28, 1.0, "residual\nstream", fontsize=8, color=res, ha="left", va="center")
-        foot = ("Pre-LN: the norm sits on each branch; the stream x itself is never normalised\n"
-                "(a final LayerNorm follows the last block)" if pre else
-                "Post-LN: the norm sits on the stream, after each addition")
+        ax.text(lane + 0.28, 1.0, _("residual\nstream"), fontsize=8, color=res, ha="left", va="center")
+        foot = (_("Pre-LN: the norm sits on each branch; the stream x itself is never normalised\n"
+                  "(a final LayerNorm follows the last block)") if pre else
+                _("Post-LN: the norm sits on the stream, after each addition"))
         ax.text(4.3, -0.7, foot, ha="center", va="center", fontsize=8.5, color=COLORS["theory"])
     return ax

@@ -7,8 +7,8 @@
 The checker draws PyTorch layers of two sizes (random weights, random LayerNorm γ and β, non-zero biases, so
 that a weight left uncopied shows), hands the reader's function a copy of each, and compares the block's
 output and its input gradient ∂⟨y, r⟩/∂x with PyTorch's on random inputs, through gradlib.exercises.check:
-the first wrong entry is shown. Anything the reader passes or returns gets a Verdict in plain words, never a
-traceback.
+the first wrong entry is shown. Anything the reader passes or returns gets a Verdict in plain words (in the
+reader's language, gradlib.i18n), never a traceback.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from gradlib import checks, draws
 from gradlib.exercises import Verdict, check
+from gradlib.i18n import _
 from gradlib.probes import projection_loss
 from gradlib.reference import torch_encoder_stack
 
@@ -32,12 +33,14 @@ RTOL, ATOL = 1e-4, 1e-5  # float32, like the parts' default dtype: the right blo
 
 
 def _kind(value: object) -> str:
+    if value is None:
+        return "None"
     noun = type(value).__name__
-    return "None" if value is None else f"an {noun}" if noun[:1].lower() in "aeiou" else f"a {noun}"
+    return (_("an {type}") if noun[:1].lower() in "aeiou" else _("a {type}")).format(type=noun)
 
 
 def _no(text: str) -> Verdict:
-    return Verdict(False, f"Not yet: {text}")
+    return Verdict(False, _("Not yet: {problem}").format(problem=text))
 
 
 def _torch_layer(d_model: int, n_heads: int, d_ff: int, seed: int) -> nn.TransformerEncoderLayer:
@@ -57,19 +60,11 @@ def _input_grad(f: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
         x = x.detach().clone().requires_grad_(True)
         y = f(x)
         if not y.requires_grad:
-            raise RuntimeError("the block's output carries no gradient back to x (a .detach() or torch.no_grad() "
-                               "inside the block?)")
+            # caught by check() and shown to the reader: "your pre_ln_block raised RuntimeError: …"
+            raise RuntimeError(_("the block's output carries no gradient back to x "
+                                 "(a .detach() or torch.no_grad() inside the block?)"))
         (g,) = torch.autograd.grad(projection_loss(y), x)  # ∂⟨y, r⟩/∂x
     return g
-
-
-def _reworded(verdict: Verdict, what: str) -> Verdict:
-    """exercises.check compares with "autograd"; here the truth is PyTorch's layer, in float32 on purpose."""
-    text = verdict.message.replace("autograd gives", "PyTorch's layer gives").replace(
-        " Your pre_ln_block returned float32: compute in float64, like the inputs.", "")
-    if not verdict.correct:
-        text = text.replace("Not yet: ", f"Not yet ({what}): ", 1)
-    return Verdict(verdict.correct, text, verdict.largest_difference, verdict.trials)
 
 
 def check_pre_ln_block(fn: object, *, trials: int = 2, seed: int = 0) -> Verdict:
@@ -80,11 +75,12 @@ def check_pre_ln_block(fn: object, *, trials: int = 2, seed: int = 0) -> Verdict
     """
     trials, seed = checks.positive_int(trials, "trials"), checks.seed(seed)
     if not callable(fn):
-        return _no(f"pre_ln_block should be a function (def pre_ln_block(layer): ...); you passed {_kind(fn)}.")
+        return _no(_("pre_ln_block should be a function (def pre_ln_block(layer): ...); you passed {kind}.").format(
+            kind=_kind(fn)))
     try:
         inspect.signature(fn).bind(None)
     except TypeError:
-        return _no("your pre_ln_block must take one argument, PyTorch's layer: def pre_ln_block(layer): ...")
+        return _no(_("your pre_ln_block must take one argument, PyTorch's layer: def pre_ln_block(layer): ..."))
     except ValueError:
         pass  # no signature to read (a builtin): just call it
     worst, tried = 0.0, 0
@@ -95,28 +91,33 @@ def check_pre_ln_block(fn: object, *, trials: int = 2, seed: int = 0) -> Verdict
                 block = fn(copy.deepcopy(layer))  # a copy: the answer may change the layer it is given
         except Exception as error:  # the reader's bug, told in words
             text = (str(error).strip().splitlines() or [""])[0][:160]
-            return _no(f"your pre_ln_block raised {type(error).__name__}: {text} (d_model={d}, n_heads={h}).")
+            return _no(_("your pre_ln_block raised {error} (d_model={d_model}, n_heads={n_heads}).").format(
+                error=f"{type(error).__name__}: {text}", d_model=d, n_heads=h))
         if block is None:
-            return _no("your pre_ln_block returned None: did you forget `return block`?")
+            return _no(_("your pre_ln_block returned None: did you forget `return block`?"))
         if not callable(block):
-            return _no(f"your pre_ln_block should return the block, a function or nn.Module x -> y; "
-                       f"it returned {_kind(block)}.")
+            return _no(_("your pre_ln_block should return the block, a function or nn.Module x -> y; "
+                         "it returned {kind}.").format(kind=_kind(block)))
 
         def inputs(g: torch.Generator, d: int = d) -> tuple[Tensor]:
             b, t = (int(v) for v in torch.randint(1, 5, (2,), generator=g))
             return (draws.normal((b, t, d), 1.0, g).float(),)  # (B, T, d), float32 like the parts
 
-        for what, answer, truth in (("the block's output", lambda x: block(x), lambda x: layer(x)),
-                                    ("the input gradient ∂⟨y, r⟩/∂x", lambda x: _input_grad(block, x),
+        for what, answer, truth in ((_("the block's output"), lambda x: block(x), lambda x: layer(x)),
+                                    (_("the input gradient ∂⟨y, r⟩/∂x"), lambda x: _input_grad(block, x),
                                      lambda x: _input_grad(layer, x))):
+            # the truth is PyTorch's layer, in float32 on purpose (like the parts): no "compute in float64" for it
             verdict = check(answer, truth, inputs, name="pre_ln_block", trials=trials, rtol=RTOL, atol=ATOL,
-                            seed=seed + i, what=what)
+                            seed=seed + i, what=what, truth=_("PyTorch's layer"), answer_of="autograd",
+                            context=_("{what}, d_model={d_model}, n_heads={n_heads}").format(
+                                what=what, d_model=d, n_heads=h),
+                            low_precision=("float16", "bfloat16"))
             if not verdict:
-                return _reworded(verdict, f"{what}, d_model={d}, n_heads={h}")
+                return verdict
             worst, tried = max(worst, verdict.largest_difference), tried + verdict.trials
-    return Verdict(True, f"Right: your Pre-LN block matches PyTorch's nn.TransformerEncoderLayer(norm_first=True), "
-                         f"outputs and input gradients, on {tried} random inputs of {len(BLOCK_SIZES)} sizes "
-                         f"(largest difference {worst:.2g}).", worst, tried)
+    text = _("Right: your Pre-LN block matches PyTorch's nn.TransformerEncoderLayer(norm_first=True), outputs and "
+             "input gradients, on {tried} random inputs of {sizes} sizes (largest difference {largest}).")
+    return Verdict(True, text.format(tried=tried, sizes=len(BLOCK_SIZES), largest=f"{worst:.2g}"), worst, tried)
 
 
 EXERCISES: dict[str, Callable[..., Verdict]] = {"pre_ln_block": check_pre_ln_block}

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from gradlib import draws
 from gradlib.exercises import SIZES, Verdict, check
+from gradlib.i18n import _
 
 __all__ = ["check_dyt_jacobian", "EXERCISES"]
 
@@ -39,7 +40,7 @@ def check_dyt_jacobian(fn: object, *, trials: int = 5, seed: int = 0) -> Verdict
     x: (d,), alpha: () (a 0-d tensor), gamma: (d,), J: (d, d).
     """
     return check(fn, _dyt_jacobian, _dyt_inputs, name="dyt_jacobian", trials=trials, seed=seed,
-                 what="the Jacobian")
+                 what=_("the Jacobian"))
 
 
 EXERCISES: dict[str, Callable[..., Verdict]] = {"dyt_jacobian": check_dyt_jacobian}

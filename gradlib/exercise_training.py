@@ -16,6 +16,7 @@ from torch import Tensor
 
 from gradlib import draws
 from gradlib.exercises import Verdict, check
+from gradlib.i18n import _
 
 __all__ = ["check_update_ratio", "EXERCISES"]
 
@@ -43,12 +44,9 @@ def check_update_ratio(fn: object, *, trials: int = 5, seed: int = 0) -> Verdict
     w_before, w_after: (n, m) float64, a weight before and after one torch.optim.SGD step; the answer is a
     number (a float or a 0-d tensor).
     """
-    verdict = check(fn, _ratio, _sgd_step, name="update_ratio", trials=trials, seed=seed,
-                    what="the ratio (a single number)")
-    # check() names autograd as its truth; here the truth is torch.linalg's norms of a real SGD step
-    message = verdict.message.replace("matches autograd", "matches torch.linalg's norms").replace(
-        "autograd gives", "torch.linalg gives").replace("autograd's answer", "torch.linalg's answer")
-    return Verdict(verdict.correct, message, verdict.largest_difference, verdict.trials)
+    # the truth is torch.linalg's norms of a real SGD step, not autograd (check()'s default)
+    return check(fn, _ratio, _sgd_step, name="update_ratio", trials=trials, seed=seed,
+                 what=_("the ratio (a single number)"), truth="torch.linalg", matches=_("torch.linalg's norms"))
 
 
 EXERCISES: dict[str, Callable[..., Verdict]] = {"update_ratio": check_update_ratio}

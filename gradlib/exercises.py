@@ -9,7 +9,8 @@ The chapters' exercises (the truth is computed by autograd or by gradlib, never 
     softmax_jacobian    fn(a) -> J       p = softmax(a)          J  = diag(p) − p pᵀ                  (S, S)
 
 Each checker calls gradlib.verdicts.check, which answers with a Verdict in plain words (Verdict and check are
-re-exported here). The inputs are float64 draws from a local generator seeded `seed`.
+re-exported here), in the reader's language (gradlib.i18n). The inputs are float64 draws from a local
+generator seeded `seed`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torch import Tensor
 
 from gradlib import draws
 from gradlib.attention import self_attention
+from gradlib.i18n import _
 from gradlib.verdicts import Verdict, check
 
 LN_EPS = 1e-5  # ε of the LayerNorm exercise
@@ -80,7 +82,7 @@ def check_layer_jacobian(fn: object, *, trials: int = 5, seed: int = 0) -> Verdi
     J = ∂h'/∂h = diag(1 − tanh²(W h)) W, i.e. J_ij = (1 − tanh²((Wh)_i)) W_ij;  w: (n, n), h: (n,), J: (n, n).
     """
     return check(fn, _layer, _matrix_and_vector, name="layer_jacobian", trials=trials, seed=seed,
-                 what="the Jacobian")
+                 what=_("the Jacobian"))
 
 
 def check_causal_attention(fn: object, *, trials: int = 5, seed: int = 0) -> Verdict:
@@ -90,13 +92,13 @@ def check_causal_attention(fn: object, *, trials: int = 5, seed: int = 0) -> Ver
     x: (T, d_model), w_q, w_k: (d_model, d_k), w_v: (d_model, d_v), Z: (T, d_v). Checked against gradlib.attention.
     """
     def tokens_and_projections(g: torch.Generator) -> tuple[Tensor, ...]:
-        t, d_model, d_k, d_v = (_size(g) for _ in range(4))
+        t, d_model, d_k, d_v = (_size(g) for _i in range(4))
         x = draws.normal((t, d_model), 1.0, g)  # (T, d_model)
-        w_q, w_k = (draws.normal((d_model, d_k), 1.5 / math.sqrt(d_model), g) for _ in range(2))  # sharp rows
+        w_q, w_k = (draws.normal((d_model, d_k), 1.5 / math.sqrt(d_model), g) for _i in range(2))  # sharp rows
         return x, w_q, w_k, draws.normal((d_model, d_v), 1.0 / math.sqrt(d_model), g)
 
     return check(fn, _causal, tokens_and_projections, name="causal_attention", trials=trials, seed=seed,
-                 what="the output Z", truth="gradlib.attention")
+                 what=_("the output Z"), truth="gradlib.attention")
 
 
 def check_softmax_jacobian(fn: object, *, trials: int = 5, seed: int = 0) -> Verdict:
@@ -107,7 +109,8 @@ def check_softmax_jacobian(fn: object, *, trials: int = 5, seed: int = 0) -> Ver
     def scores(g: torch.Generator) -> tuple[Tensor]:
         return (draws.normal((_size(g),), 1.5, g),)  # (S,)   spread enough that p is far from uniform
 
-    return check(fn, _softmax, scores, name="softmax_jacobian", trials=trials, seed=seed, what="the Jacobian")
+    return check(fn, _softmax, scores, name="softmax_jacobian", trials=trials, seed=seed,
+                 what=_("the Jacobian"))
 
 
 def check_residual_jacobian(fn: object, *, trials: int = 5, seed: int = 0) -> Verdict:
@@ -116,7 +119,7 @@ def check_residual_jacobian(fn: object, *, trials: int = 5, seed: int = 0) -> Ve
     J = ∂y/∂x = I + diag(1 − tanh²(W x)) W: the identity lane plus the branch;  w: (n, n), x: (n,), J: (n, n).
     """
     return check(fn, _residual, _matrix_and_vector, name="residual_jacobian", trials=trials, seed=seed,
-                 what="the Jacobian")
+                 what=_("the Jacobian"))
 
 
 def check_layernorm_backward(fn: object, *, trials: int = 5, seed: int = 0) -> Verdict:

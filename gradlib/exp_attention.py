@@ -20,6 +20,7 @@ import torch
 
 from gradlib import checks, draws
 from gradlib.geometry import rank_collapse, token_cosine_similarity
+from gradlib.i18n import N_, _
 from gradlib.jacobians import source_grad_norms
 from gradlib.multihead import SelfAttention
 from gradlib.probes import layer_stats, param_grad_norms
@@ -37,11 +38,11 @@ Device = Union[str, torch.device]
 
 # key -> (label, role, residual?, depth-scaled branch?, LayerNorm position or None)
 COLLAPSE_VARIANTS = {
-    "attention": ("attention only", "baseline", False, False, None),
-    "skip": ("with skip connections", "residual", True, False, None),
-    "scaled": ("skips, branch 1/√L", "scaled", True, True, None),
-    "pre": ("skips, Pre-LN: x + attn(LN(x))", "norm", True, False, "pre"),
-    "post": ("skips, Post-LN: LN(x + attn(x))", "baseline", True, False, "post"),
+    "attention": (N_("attention only"), "baseline", False, False, None),
+    "skip": (N_("with skip connections"), "residual", True, False, None),
+    "scaled": (N_("skips, branch 1/√L"), "scaled", True, True, None),
+    "pre": (N_("skips, Pre-LN: x + attn(LN(x))"), "norm", True, False, "pre"),
+    "post": (N_("skips, Post-LN: LN(x + attn(x))"), "baseline", True, False, "post"),
 }
 
 
@@ -98,8 +99,8 @@ def path_lengths(
     rnn_norms = source_grad_norms(rnn, xs, source=0).norms.mean(axis=0)  # (T,)
     attn_norms = source_grad_norms(lambda h: attn(h, mask), xs, source=0).norms.mean(axis=0)
     return PathLengths(
-        curves=(curve("rnn", "RNN (relay of calls)", "baseline", distance, rnn_norms),
-                curve("attention", "attention (group call)", "attention", distance, attn_norms)),
+        curves=(curve("rnn", _("RNN (relay of calls)"), "baseline", distance, rnn_norms),
+                curve("attention", _("attention (group call)"), "attention", distance, attn_norms)),
         seq_len=seq_len, rho=radius, causal=causal)
 
 
@@ -151,7 +152,7 @@ def rank_collapse_depth(
                                 else 1.0, norm="none" if position is None else "layer",
                                 norm_position=position or "pre", seed=seed, dtype=dtype, device=device)
         r = np.concatenate([[rank_collapse(x)], layer_stats(model, x).rank_collapse])
-        curves.append(curve(key, label, role, np.arange(depth + 1), r))
+        curves.append(curve(key, _(label), role, np.arange(depth + 1), r))
     return RankCollapse(curves=tuple(curves))
 
 
@@ -209,7 +210,7 @@ def qk_gradients(
                 cosine[key].append(token_cosine_similarity(model(x)))
 
     def curves(values: dict[str, list[float]]) -> tuple:
-        return tuple(curve(k, COLLAPSE_VARIANTS[k][0], COLLAPSE_VARIANTS[k][1], depth_list, v)
+        return tuple(curve(k, _(COLLAPSE_VARIANTS[k][0]), COLLAPSE_VARIANTS[k][1], depth_list, v)
                      for k, v in values.items())
 
     return QKGradients(curves=curves(ratios), cosine=CurveSet(curves(cosine)), layer=str(layer))

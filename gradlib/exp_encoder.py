@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from gradlib import checks, draws, hf_models
 from gradlib.discovery import find_layers
 from gradlib.exp_telephone import depth_profile
+from gradlib.i18n import _
 from gradlib.probes import layer_grad_norms, projection_loss
 from gradlib.reference import TorchEncoderStack, torch_encoder_stack
 from gradlib.results import CurveSet, DepthProfile, curve
@@ -218,7 +219,8 @@ def torch_profile(position: str = "pre", depth: int = DEPTH, d_model: int = D_MO
     x = draws.randn((batch, seq_len, stack.layers[0].self_attn.embed_dim), draws.data_generator(checks.seed(seed)),
                     torch.float32, "cpu")  # (B, T, d)
     grads = layer_grad_norms(nn.Sequential(*layers, stack.final_norm), x, layers=layers)
-    profile = depth_profile(f"torch_{position}", f"PyTorch layers, {position.capitalize()}-LN", _role(position), grads)
+    label = _("PyTorch layers, {norm}").format(norm=f"{position.capitalize()}-LN")  # Pre-LN, Post-LN: names
+    profile = depth_profile(f"torch_{position}", label, _role(position), grads)
     return _relative(profile) if relative else profile
 
 

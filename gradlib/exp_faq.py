@@ -24,6 +24,7 @@ from torch import nn
 
 from gradlib import checks, draws
 from gradlib.exp_telephone import depth_profile
+from gradlib.i18n import N_, _
 from gradlib.jacobians import position_grad_norms
 from gradlib.mlp import DeepMLP
 from gradlib.norms import DyT, GroupNorm, LayerNorm, RMSNorm, TokenBatchNorm
@@ -43,9 +44,18 @@ __all__ = ["LEAK_NORMS", "ALTERNATIVES", "CausalLeak", "Placements", "OptimizerS
 LEAK_NORMS = {"layer": "LayerNorm", "rms": "RMSNorm", "group": "GroupNorm over channels (per token)",
               "dyt": "DyT", "batch": "BatchNorm (training)", "group_positions": "GroupNorm over (d, T)",
               "instance": "InstanceNorm over T"}
-ALTERNATIVES = {"none": "no norm", "pre_ln": "Pre-LN", "pre_rms": "Pre-RMSNorm", "dyt": "Pre-DyT (no norm)",
+ALTERNATIVES = {"none": N_("no norm"), "pre_ln": "Pre-LN", "pre_rms": "Pre-RMSNorm", "dyt": N_("Pre-DyT (no norm)"),
                 "rezero": "ReZero (α = 0)", "deepnorm": "DeepNorm"}
 TRAINED = ("original", "norm_after_add", "relu_before_add", "full_pre", "post_ln", "pre_ln")  # the chapter's runs
+# residual_variants.VARIANTS as the legends name them: placements' and train_placements', then weight_growth's
+_UNIT_LABELS = {"original": N_("original"), "norm_after_add": N_("norm after add"),
+                "relu_before_add": N_("relu before add"), "relu_only_pre": N_("relu only pre"),
+                "full_pre": N_("full pre"), "post_ln": N_("post ln"), "pre_ln": N_("pre ln"), "peri_ln": N_("peri ln"),
+                "output_ln": N_("output ln")}
+_UNIT_SHORT = {"original": N_("original"), "norm_after_add": N_("norm-after-add"),
+               "relu_before_add": N_("relu-before-add"), "relu_only_pre": N_("relu-only-pre"),
+               "full_pre": N_("full-pre"), "post_ln": N_("post-LN"), "pre_ln": N_("pre-LN"), "peri_ln": N_("peri-LN"),
+               "output_ln": N_("output-LN")}
 _ROLES = {"post_ln": "baseline", "original": "baseline", "norm_after_add": "baseline", "pre_ln": "norm", "full_pre":
           "norm", "none": "baseline", "pre_rms": "norm", "dyt": "series", "rezero": "residual", "deepnorm": "scaled"}
 
@@ -114,7 +124,7 @@ def placements(variants: Sequence[str] = tuple(VARIANTS), depth: int = 64, d: in
     profiles, stream = {}, {}
     for v in keys:
         stack = ResidualVariantStack(depth, d, v, weight_gain=weight_gain, seed=seed)
-        profiles[v] = depth_profile(v, v.replace("_", " "), _ROLES.get(v, "series"), layer_grad_norms(stack, x))
+        profiles[v] = depth_profile(v, _(_UNIT_LABELS[v]), _ROLES.get(v, "series"), layer_grad_norms(stack, x))
         stream[v] = np.r_[x.norm(dim=-1).mean().item(), layer_stats(stack, x).norm]
     return Placements(profiles=profiles, stream=stream)
 
@@ -139,7 +149,7 @@ def deep_alternatives(keys: Sequence[str] = tuple(ALTERNATIVES), depth: int = 32
     profiles, stream = {}, {}
     for k in chosen:
         stack = TransformerStack(depth, d_model, n_heads, seed=seed, **build[k])
-        profiles[k] = depth_profile(k, ALTERNATIVES[k], _ROLES[k], layer_grad_norms(stack, x))
+        profiles[k] = depth_profile(k, _(ALTERNATIVES[k]), _ROLES[k], layer_grad_norms(stack, x))
         stream[k] = np.r_[x.norm(dim=-1).mean().item(), layer_stats(stack, x).norm]
     return Placements(profiles=profiles, stream=stream)
 
@@ -218,7 +228,7 @@ def weight_growth(scales: Sequence[float] = (1.0, 4.0, 16.0), variants: Sequence
     """
     ss = checks.float_list(scales, "scales", positive=True)
     grown = {s: placements(variants, depth=depth, d=d, weight_gain=s, seed=seed).growth for s in ss}
-    return CurveSet(tuple(curve(v, v.replace("_", "-").replace("-ln", "-LN"), _ROLES.get(v, "series"), ss,
+    return CurveSet(tuple(curve(v, _(_UNIT_SHORT[v]), _ROLES.get(v, "series"), ss,
                                 [grown[s][v] for s in ss]) for v in grown[ss[0]]))
 
 
@@ -238,7 +248,7 @@ def train_placements(variants: Sequence[str] = TRAINED, depth: int = 16, d: int 
         model, task = ResidualVariantStack(depth, d, v, n_out=10, seed=seed), TeacherTask(d, 10, batch=64, seed=seed)
         hist = train(model, task, steps=steps, optimizer="adam", lr=lr, record_every=steps, layers=model.layers,
                      seed=seed)
-        out.append(curve(v, v.replace("_", " "), _ROLES.get(v, "series"), np.arange(steps), hist.loss))
+        out.append(curve(v, _(_UNIT_LABELS[v]), _ROLES.get(v, "series"), np.arange(steps), hist.loss))
     return CurveSet(tuple(out))
 
 

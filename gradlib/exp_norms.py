@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from gradlib import checks, draws
+from gradlib.i18n import N_, _
 from gradlib.norms import LayerNorm, RMSNorm, TokenBatchNorm
 from gradlib.probes import layer_stats, projection_loss
 from gradlib.results import CurveSet, curve
@@ -27,7 +28,7 @@ __all__ = ["NORM_NAMES", "NORM_TESTS", "ActivationStats", "NormComparison", "Los
            "norm_comparison", "scale_invariant_loss_trap"]
 
 Device = Union[str, torch.device]
-NORM_NAMES = {"none": "no norm", "layer": "LayerNorm", "rms": "RMSNorm", "batch": "BatchNorm"}
+NORM_NAMES = {"none": N_("no norm"), "layer": "LayerNorm", "rms": "RMSNorm", "batch": "BatchNorm"}
 _NORM_ROLES = {"none": "baseline", "layer": "norm", "rms": "series", "batch": "baseline"}
 
 
@@ -78,13 +79,15 @@ def activation_stats(
         x = draws.randn((batch, n_tokens, model.d_model), draws.data_generator(seed), dtype, device)  # (B, T, d)
         stats = layer_stats(model, x)
         layer = np.arange(model.n_layers + 1)
-        std.append(curve(kind, NORM_NAMES[kind], _NORM_ROLES[kind], layer, np.r_[x.std().item(), stats.std]))
-        mean.append(curve(kind, NORM_NAMES[kind], _NORM_ROLES[kind], layer, np.r_[x.mean().item(), stats.mean]))
+        std.append(curve(kind, _(NORM_NAMES[kind]), _NORM_ROLES[kind], layer, np.r_[x.std().item(), stats.std]))
+        mean.append(curve(kind, _(NORM_NAMES[kind]), _NORM_ROLES[kind], layer, np.r_[x.mean().item(), stats.mean]))
     return ActivationStats(std=CurveSet(tuple(std)), mean=CurveSet(tuple(mean)), norm_position=norm_position)
 
 
 # ------------------------------------------------------------------------------------------ norm comparison
-NORM_TESTS = ("batch of one token (training)", "padding: same sentence, two pad lengths", "train vs eval mode")
+# keys of NormComparison.changes, so English; _() one where it is shown (plot_norm_table's row labels)
+NORM_TESTS = (N_("batch of one token (training)"), N_("padding: same sentence, two pad lengths"),
+              N_("train vs eval mode"))
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from gradlib import checks, draws
 from gradlib.exp_norms import NORM_NAMES, activation_stats, norm_comparison, scale_invariant_loss_trap
 from gradlib.exp_residual import residual_scale_spectrum
 from gradlib.exp_telephone import depth_profile
+from gradlib.i18n import _
 from gradlib.probes import layer_grad_norms, layer_stats, param_grad_norms
 from gradlib.reference import torch_encoder_stack
 from gradlib.results import ROLES, CurveSet, DepthProfile, curve
@@ -173,6 +174,8 @@ def stack_gradients(
         deepnorm = "DeepNorm" if norm == "layer" else f"DeepNorm ({NORM_NAMES[norm]})"  # as the old module
         label = (deepnorm if init == "deepnorm" else "no norm" if norm == "none"
                  else f"{norm_position}-{NORM_NAMES[norm]}")
+        key = label if key is None else key  # the English label: a key is never translated
+        label = _("no norm") if label == "no norm" else label  # the others are names ("pre-LayerNorm", "DeepNorm")
     role = role if role is not None else "baseline" if norm == "none" or norm_position == "post" else "norm"
     checks.choice(role, "role", ROLES)
     return depth_profile(key if key is not None else label, label, role, layer_grad_norms(model, x))

@@ -22,6 +22,7 @@ import torch
 from gradlib import checks, draws
 from gradlib.exp_attention import rank_collapse_depth
 from gradlib.exp_telephone import mlp_gradients
+from gradlib.i18n import N_, _
 from gradlib.mlp import DeepMLP
 from gradlib.spectra import jacobian_top_singular_values
 from gradlib.probes import layer_stats
@@ -57,8 +58,8 @@ def residual_vs_plain(
     """
     common = dict(depth=depth, width=width, activation=activation, init=init, batch=batch, seed=seed,
                   device=device, dtype=dtype)
-    return [mlp_gradients(residual=False, key="plain", label="plain", role="baseline", **common),
-            mlp_gradients(residual=True, key="residual", label="residual", role="residual", **common)]
+    return [mlp_gradients(residual=False, key="plain", label=_("plain"), role="baseline", **common),
+            mlp_gradients(residual=True, key="residual", label=_("residual"), role="residual", **common)]
 
 
 # variant -> TransformerStack keywords (besides norm, the branch scale α and final_norm=False)
@@ -82,7 +83,7 @@ class ResidualScale:
         """σ_i against α, one curve per i (all of the residual highway), and the identity σ = 1 as a reference."""
         sv = [curve(f"sigma{i + 1}", f"σ{i + 1}", "residual", self.alphas, self.singular_values[:, i])
               for i in range(self.singular_values.shape[1])]
-        identity = curve("identity", "identity (σ = 1)", "reference", self.alphas, np.ones(len(self.alphas)))
+        identity = curve("identity", _("identity (σ = 1)"), "reference", self.alphas, np.ones(len(self.alphas)))
         return CurveSet(tuple(sv + [identity]))
 
 
@@ -168,8 +169,8 @@ def layer_spectrum(
         with torch.no_grad():
             h = layer(h)
     layers = np.arange(1, len(top) + 1)
-    return CurveSet((curve("max", "σ_max of I + J_l", "residual", layers, top),
-                     curve("min", "σ_min of I + J_l", "baseline", layers, bottom),
+    return CurveSet((curve("max", _("σ_max of I + J_l"), "residual", layers, top),
+                     curve("min", _("σ_min of I + J_l"), "baseline", layers, bottom),
                      curve("one", "σ = 1", "reference", layers, np.ones(len(top)))))
 
 
@@ -197,15 +198,15 @@ def branch_jacobian_scale(
         z = draws.randn((1, branch.width), draws.data_generator(seed), dtype, device)  # (1, n)
         norms = [jacobian_top_singular_values(branch, c * z, k=1, method="exact").singular_values[0]
                  for c in scale_list]
-        curves.append(curve(act, {"tanh": "tanh branch", "relu": "ReLU branch"}[act], role, scale_list, norms))
+        curves.append(curve(act, {"tanh": _("tanh branch"), "relu": _("ReLU branch")}[act], role, scale_list, norms))
     return CurveSet(tuple(curves))
 
 
 # key -> (label, role, TransformerStack keywords); all with residual connections and no final norm
 STREAM_VARIANTS = {
-    "none": ("residual, no norm", "baseline", dict(norm="none", norm_position="pre")),
-    "pre": ("residual + Pre-LN", "norm", dict(norm="layer", norm_position="pre")),
-    "post": ("residual + Post-LN", "series", dict(norm="layer", norm_position="post")),
+    "none": (N_("residual, no norm"), "baseline", dict(norm="none", norm_position="pre")),
+    "pre": (N_("residual + Pre-LN"), "norm", dict(norm="layer", norm_position="pre")),
+    "post": (N_("residual + Post-LN"), "series", dict(norm="layer", norm_position="post")),
     "deepnorm": ("DeepNorm", "residual", dict(norm="layer", norm_position="post", init="deepnorm")),
 }
 
@@ -264,8 +265,8 @@ def residual_stream_norms(
         stats, x64 = layer_stats(model, x), x.double()
         norms = np.concatenate([[x64.norm(dim=-1).mean().item()], stats.norm])
         sq = model.d_model * np.concatenate([[x64.pow(2).mean().item()], stats.std**2 + stats.mean**2])
-        curves.append(curve(key, label, role, np.arange(model.n_layers + 1), norms))
-        squared.append(curve(key, label, role, np.arange(model.n_layers + 1), sq))
+        curves.append(curve(key, _(label), role, np.arange(model.n_layers + 1), norms))
+        squared.append(curve(key, _(label), role, np.arange(model.n_layers + 1), sq))
     return StreamNorms(curves=tuple(curves), squared=CurveSet(tuple(squared)))
 
 

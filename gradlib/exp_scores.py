@@ -22,6 +22,7 @@ from torch import Tensor
 
 from gradlib import checks, draws
 from gradlib.attention import attention_grads, score_scale, softmax_jacobian, weights_jacobian
+from gradlib.i18n import N_, _
 from gradlib.multihead import SelfAttention
 from gradlib.results import Curve, CurveSet, curve
 from gradlib.threads import single_threaded
@@ -35,7 +36,7 @@ Device = Union[str, torch.device]
 
 # key -> (label, role, SelfAttention options)
 LOGIT_VARIANTS = {
-    "none": ("plain", "baseline", {}),
+    "none": (N_("plain"), "baseline", {}),
     "layer": ("QK-LayerNorm", "norm", {"qk_norm": "layer"}),
     "rms": ("QK-RMSNorm", "series", {"qk_norm": "rms"}),
     "sigma": ("σReparam", "residual", {"sigma_reparam": True}),
@@ -109,17 +110,18 @@ def key_scale_sweep(
     values: dict[str, list[float]] = {name: [] for name in ("jac", "row", "all", "sat", "pmax")}
     for c in scales:
         k = c * k0  # (S, d_k)
-        dq, _, _ = attention_grads(q, k, v, r)  # (T, d_k)   closed form, = autograd (tests/)
-        top, _, pmax = _rows(torch.softmax(q @ k.T * score_scale(d_k), dim=-1))
+        dq = attention_grads(q, k, v, r)[0]  # (T, d_k)   closed form, = autograd (tests/)
+        top, _entropy_rows, pmax = _rows(torch.softmax(q @ k.T * score_scale(d_k), dim=-1))
         for name, value in (("jac", top.median()), ("row", dq.norm(dim=1).median()), ("all", dq.norm()),
                             ("sat", (pmax > threshold).double().mean()), ("pmax", pmax.median())):
             values[name].append(float(value))
+    saturated = _("rows with max p > {threshold}").format(threshold=f"{threshold:g}")
     return KeyScaleSweep(
-        jacobian_norm=curve("jacobian", "median ‖J_softmax‖₂", "attention", scales, values["jac"]),
-        query_grad_row=curve("query_grad_row", "median row ‖∂L/∂q_i‖", "baseline", scales, values["row"]),
-        query_grad=curve("query_grad", "whole matrix ‖∂L/∂Q‖_F", "series", scales, values["all"]),
-        saturated_fraction=curve("saturated", f"rows with max p > {threshold:g}", "baseline", scales, values["sat"]),
-        p_max=curve("p_max", "median max p", "reference", scales, values["pmax"]), threshold=threshold)
+        jacobian_norm=curve("jacobian", _("median ‖J_softmax‖₂"), "attention", scales, values["jac"]),
+        query_grad_row=curve("query_grad_row", _("median row ‖∂L/∂q_i‖"), "baseline", scales, values["row"]),
+        query_grad=curve("query_grad", _("whole matrix ‖∂L/∂Q‖_F"), "series", scales, values["all"]),
+        saturated_fraction=curve("saturated", saturated, "baseline", scales, values["sat"]),
+        p_max=curve("p_max", _("median max p"), "reference", scales, values["pmax"]), threshold=threshold)
 
 
 # ----------------------------------------------------------------------------------------- softmax saturation
@@ -128,7 +130,7 @@ def scale_key(scale: Union[str, float]) -> str:
     return scale if isinstance(scale, str) else f"tau={float(scale):g}"
 
 
-_SCALE_NAMES = {"sqrt_dk": ("scaled by 1/√d_k", "attention"), "none": ("unscaled", "baseline")}
+_SCALE_NAMES = {"sqrt_dk": (N_("scaled by 1/√d_k"), "attention"), "none": (N_("unscaled"), "baseline")}
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,8 @@ def softmax_saturation(
             qgrad[key].append(weights_jacobian(q, k, scale).flatten(1).norm(dim=1).mean().item())
 
     def curves(values: dict[str, list[float]]) -> CurveSet:
-        named = [(k, _SCALE_NAMES.get(k, (f"temperature τ = {k[4:]}", "series"))) for k in values]
+        shown = {k: (_(label), role) for k, (label, role) in _SCALE_NAMES.items()}
+        named = [(k, shown.get(k, (_("temperature τ = {tau}").format(tau=k[4:]), "series"))) for k in values]
         return CurveSet(tuple(curve(k, label, role, dk_list, values[k]) for k, (label, role) in named))
 
     return SoftmaxSaturation(saturated_fraction=curves(frac), jacobian_norm=curves(jnorm),
@@ -225,9 +228,9 @@ def softmax_regimes(
     top, entropy, pmax = _rows(p)
     norm_entropy = (entropy / math.log(n_keys)).mean(dim=-1) if n_keys > 1 else torch.zeros(len(ms))
     return SoftmaxRegimes(curves=(
-        curve("entropy", "entropy H / log S", "series", ms, norm_entropy.cpu().numpy()),
+        curve("entropy", _("entropy H / log S"), "series", ms, norm_entropy.cpu().numpy()),
         curve("jacobian", "2·‖J_softmax‖₂", "attention", ms, (2 * top.mean(dim=-1)).cpu().numpy()),
-        curve("saturated", f"rows with max p > {threshold:g}", "baseline", ms,
+        curve("saturated", _("rows with max p > {threshold}").format(threshold=f"{threshold:g}"), "baseline", ms,
               (pmax > threshold).double().mean(dim=-1).cpu().numpy()),
     ), d_k=d_k, scaled=scaled, n_keys=n_keys)
 
@@ -261,7 +264,8 @@ def logit_growth(
     keys = _unique([checks.choice(k, "every entry of variants", tuple(LOGIT_VARIANTS))
                     for k in checks.sequence(variants, "variants")], "variants", variants)
     (d_model, n_heads), batch = checks.heads(d_model, n_heads), checks.positive_int(batch, "batch")
-    n_tokens, _, _, device, gen = _common(checks.integer(n_tokens, "n_tokens", minimum=2), 1, 0.5, device, dtype, seed)
+    n_tokens = checks.integer(n_tokens, "n_tokens", minimum=2)
+    n_tokens, _n_keys, _threshold, device, gen = _common(n_tokens, 1, 0.5, device, dtype, seed)  # not `_`: gettext's
     x, d_head = draws.randn((batch, n_tokens, d_model), gen, dtype, device), d_model // n_heads
     sigma_bound = float(x.norm(dim=-1).max() ** 2) / math.sqrt(d_head)  # γ = 1: |q·k|/√d ≤ ‖x_i‖‖x_j‖/√d
     top, entropy = [], []
@@ -278,8 +282,8 @@ def logit_growth(
             peaks.append(float(logits.abs().max()))
             spread.append(float((_entropy(torch.softmax(logits, dim=-1)) / math.log(n_tokens)).mean()))
         bound = {"layer": math.sqrt(d_head), "rms": math.sqrt(d_head), "sigma": sigma_bound}.get(key)
-        top.append(curve(key, label, role, scales, peaks, None if bound is None else [bound] * len(scales)))
-        entropy.append(curve(key, label, role, scales, spread))
+        top.append(curve(key, _(label), role, scales, peaks, None if bound is None else [bound] * len(scales)))
+        entropy.append(curve(key, _(label), role, scales, spread))
     return LogitGrowth(curves=tuple(top), entropy=CurveSet(tuple(entropy)), d_head=d_head)
 
 

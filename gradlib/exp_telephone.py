@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from gradlib import checks, draws
+from gradlib.i18n import N_, _, language
 from gradlib.mlp import DeepMLP
 from gradlib.probes import layer_grad_norms, layer_stats
 from gradlib.exp_rnn import rnn_gradients, rnn_saturation
@@ -41,7 +42,7 @@ CONFIGS = {  # the chapter's MLPs: name -> mlp_gradients keywords
     "sigmoid": dict(activation="sigmoid", init="old"), "large": dict(activation="tanh", weight_scale=4.0),
     "relu_old": dict(activation="relu", init="old"), "relu_xavier": dict(activation="relu", init="xavier"),
     "relu_he": dict(activation="relu", init="he"),
-    "tanh_gain": dict(activation="tanh", weight_scale=TANH_GAIN, label="tanh, xavier × 5/3"),
+    "tanh_gain": dict(activation="tanh", weight_scale=TANH_GAIN, label=N_("tanh, xavier × 5/3")),
 }
 # The thresholds of facts(); seeds 0–2 measured what the comments say (tests/test_exp_telephone.py).
 VANISH_BELOW, KEEP_ABOVE = 0.05, 0.1  # first/last: old-init tanh 6.3e-3–6.6e-3, ReLU 3e-4; Xavier tanh 0.39–0.40
@@ -63,15 +64,24 @@ def depth_profile(key: str, label: str, role: str, grads) -> DepthProfile:
                         exploded_at=grads.exploded_at)
 
 
+# mlp_label's words for gradlib.mlp's INITS and gradlib.norms' NORM_KINDS (another name: "{init} init", "{norm} norm")
+_INIT_LABELS = {"old": N_("old init"), "xavier": N_("xavier init"), "he": N_("he init")}
+_NORM_LABELS = {"layer": N_("layer norm"), "rms": N_("rms norm"), "batch": N_("batch norm"), "dyt": N_("dyt norm")}
+
+
 def mlp_label(activation: str, init: str, weight_scale: Optional[float] = None, residual: bool = False,
               norm: str = "none", branch_scale: float = 1.0) -> str:
     """'tanh, old init', 'relu, he init, residual', 'tanh, weight scale 4', ... (what a legend shows)."""
-    parts = [activation, f"weight scale {weight_scale:g}" if weight_scale is not None else f"{init} init"]
+    if weight_scale is not None:
+        parts = [activation, _("weight scale {scale}").format(scale=f"{weight_scale:g}")]
+    else:
+        parts = [activation, _(_INIT_LABELS[init]) if init in _INIT_LABELS else _("{init} init").format(init=init)]
     if residual:
-        parts.append("residual" if branch_scale == 1.0 else f"residual, α = {branch_scale:g}")
+        parts.append(_("residual") if branch_scale == 1.0 else
+                     _("residual, α = {alpha}").format(alpha=f"{branch_scale:g}"))
     if norm != "none":
-        parts.append(f"{norm} norm")
-    return ", ".join(parts)
+        parts.append(_(_NORM_LABELS[norm]) if norm in _NORM_LABELS else _("{norm} norm").format(norm=norm))
+    return _(", ").join(parts)  # the list separator: "，" in Chinese
 
 
 def _mlp_role(activation: str, init: str, weight_scale: Optional[float], residual: bool, norm: str) -> str:
@@ -108,6 +118,9 @@ def mlp_gradients(depth: int = 10, width: int = 256, activation: str = "tanh", i
     batch = checks.positive_int(batch, "batch")
     x = draws.randn((batch, model.width), draws.data_generator(seed), dtype, device)  # (B, n)
     if label is None:
+        if key is None:
+            with language("en"):  # a key is never translated: the English label
+                key = mlp_label(activation, init, weight_scale, residual, norm, branch_scale)
         label = mlp_label(activation, init, weight_scale, residual, norm, branch_scale)
     role = role if role is not None else _mlp_role(activation, init, weight_scale, residual, norm)
     checks.choice(role, "role", ROLES)
@@ -121,7 +134,8 @@ def chapter_profiles(seed: int = 0, names: Optional[Sequence[str]] = None, depth
     names = list(CONFIGS) if names is None else checks.sequence(names, "names")
     for name in names:
         checks.choice(name, "names", tuple(CONFIGS))
-    return {n: mlp_gradients(depth=depth, width=width, seed=seed, key=n, **CONFIGS[n]) for n in names}
+    return {n: mlp_gradients(depth=depth, width=width, seed=seed, key=n,  # a label in CONFIGS: N_-marked
+                             **{k: _(v) if k == "label" else v for k, v in CONFIGS[n].items()}) for n in names}
 
 
 @dataclass(frozen=True)
@@ -160,9 +174,9 @@ def gain_sweep(gains: Sequence[float] = (1.0, 1.1, 1.2, 1.3, 1.4, 1.5, TANH_GAIN
         grad.append(layer_grad_norms(model, x).ratio())
         std = layer_stats(model, x).std  # (L,)
         signal.append(std[-1] / std[0])
-    return GainSweep(curves=(curve("gradient", "gradient, layer 1 / layer L", "series", sigmas, grad),
-                             curve("signal", "signal std, layer L / layer 1", "series", sigmas, signal),
-                             curve("flat", "kept (= 1)", "reference", sigmas, np.ones(len(sigmas)))),
+    return GainSweep(curves=(curve("gradient", _("gradient, layer 1 / layer L"), "series", sigmas, grad),
+                             curve("signal", _("signal std, layer L / layer 1"), "series", sigmas, signal),
+                             curve("flat", _("kept (= 1)"), "reference", sigmas, np.ones(len(sigmas)))),
                      gains=np.asarray(sigmas))
 
 

@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn.utils import skip_init
 
 from gradlib import checks, draws
+from gradlib.i18n import N_, _
 from gradlib.mlp import DeepMLP
 from gradlib.seq_model import SequenceModel
 from gradlib.tasks import SequenceTask, TeacherTask
@@ -36,18 +37,19 @@ SEEDS, UPDATE_RULE = (0, 1, 2), 1e-3  # the seeds of every conclusion; Karpathy'
 # 1. the MLP of chapter 1, trained: a 10-way random-linear-teacher task, SGD
 MLP_DEPTH, MLP_WIDTH, MLP_CLASSES, MLP_BATCH, MLP_STEPS = 20, 64, 10, 64, 150
 MLP_LR, MLP_ADAM_LR = 0.1, 1e-3
-MLP_VARIANTS = {"plain": ("plain, PyTorch's default init", "baseline", dict(init="old")),  # (label, role, kw)
-                "xavier": ("plain, Xavier × 5/3", "series", dict(weight_scale=5.0 / 3.0)),
-                "residual": ("residual, default init", "residual", dict(init="old", residual=True))}
+MLP_VARIANTS = {"plain": (N_("plain, PyTorch's default init"), "baseline", dict(init="old")),  # label, role, kw
+                "xavier": (N_("plain, Xavier × 5/3"), "series", dict(weight_scale=5.0 / 3.0)),
+                "residual": (N_("residual, default init"), "residual", dict(init="old", residual=True))}
 # 2. Post-LN vs Pre-LN: reverse 16 tokens of 16, three nn.TransformerEncoderLayer, Adam
 LN_VOCAB, LN_LEN, LN_BATCH, LN_LAYERS, LN_D, LN_HEADS, LN_FF = 16, 16, 32, 3, 32, 4, 128
 LN_STEPS, LN_WARMUP, LN_LR = 150, 60, 3e-2
 LN_VARIANTS = {"post": ("Post-LN", "baseline", "post", 0),  # (label, role, norm position, warm-up steps)
-               "post_warmup": ("Post-LN + warm-up", "series", "post", LN_WARMUP), "pre": ("Pre-LN", "norm", "pre", 0)}
+               "post_warmup": (N_("Post-LN + warm-up"), "series", "post", LN_WARMUP),
+               "pre": ("Pre-LN", "norm", "pre", 0)}
 SWEEP_LRS = (5e-3, 3e-2, 4.5e-2)
 # 3. attention entropy: sort 16 tokens, two gradlib Pre-LN blocks (final LayerNorm), Adam, no warm-up
 ENT_LEN, ENT_D, ENT_LAYERS, ENT_STEPS, ENT_LR = 16, 32, 2, 80, 3e-2
-ENTROPY_VARIANTS = {"plain": ("plain attention", "baseline", dict()),  # (label, role, SequenceModel keywords)
+ENTROPY_VARIANTS = {"plain": (N_("plain attention"), "baseline", dict()),  # (label, role, SequenceModel keywords)
                     "qk_norm": ("QK-LayerNorm", "norm", dict(qk_norm="layer")),
                     "sigma_reparam": ("σReparam", "series", dict(sigma_reparam=True))}
 # 4. clipping: the residual MLP at a learning rate ten times too high; the vanishing MLP on its first 50 steps
@@ -141,7 +143,13 @@ def entropy_run(variant: str = "plain", seed: int = 0, *, lr: float = ENT_LR, st
                         checks.finite(lr, "lr", positive=True), checks.positive_int(steps, "steps"))
 
 
+def _shown(table: dict) -> dict:
+    """A table of this module (key -> (label, role, ...), labels N_-marked) with its labels in the current language."""
+    return {k: (_(v[0]), *v[1:]) for k, v in table.items()}
+
+
 def _runs(table: dict, keys: Sequence[str], seeds: tuple[int, ...], run, title: str) -> Runs:
+    """Runs of `keys` over `seeds`; table: key -> (label, role, ...) with the labels as shown (translated)."""
     return Runs(tuple(keys), tuple(table[k][0] for k in keys), tuple(table[k][1] for k in keys), seeds,
                 tuple(tuple(run(k, s) for s in seeds) for k in keys), title=title)
 
@@ -149,26 +157,26 @@ def _runs(table: dict, keys: Sequence[str], seeds: tuple[int, ...], run, title: 
 @single_threaded
 def vanishing_trained(seeds: Sequence[int] = SEEDS) -> Runs:
     """The 20-layer tanh MLP trained with SGD (lr 0.1), default init vs Xavier × 5/3 vs residual."""
-    return _runs(MLP_VARIANTS, list(MLP_VARIANTS), _checked_seeds(seeds), lambda k, s: mlp_run(k, s),
-                 f"{MLP_DEPTH}-layer tanh MLP, SGD lr {MLP_LR:g}")
+    return _runs(_shown(MLP_VARIANTS), list(MLP_VARIANTS), _checked_seeds(seeds), lambda k, s: mlp_run(k, s),
+                 _("{depth}-layer tanh MLP, SGD lr {lr}").format(depth=MLP_DEPTH, lr=f"{MLP_LR:g}"))
 
 
 @single_threaded
 def adam_caveat(seeds: Sequence[int] = SEEDS) -> Runs:
     """The default-init MLP under SGD (lr 0.1) and under Adam (lr 1e-3): keys "sgd", "adam"."""
-    table = {"sgd": (f"default init, SGD lr {MLP_LR:g}", "baseline"),
-             "adam": (f"default init, Adam lr {MLP_ADAM_LR:g}", "series")}
+    table = {"sgd": (_("default init, SGD lr {lr}").format(lr=f"{MLP_LR:g}"), "baseline"),
+             "adam": (_("default init, Adam lr {lr}").format(lr=f"{MLP_ADAM_LR:g}"), "series")}
     return _runs(table, ["sgd", "adam"], _checked_seeds(seeds),
                  lambda k, s: mlp_run("plain", s, optimizer=k, lr=MLP_LR if k == "sgd" else MLP_ADAM_LR),
-                 "the same vanishing MLP, two optimizers")
+                 _("the same vanishing MLP, two optimizers"))
 
 
 @single_threaded
 def warmup_runs(seeds: Sequence[int] = SEEDS, lr: float = LN_LR) -> Runs:
     """Post-LN, Post-LN + linear warm-up (60 steps), Pre-LN on the reverse task at one Adam lr."""
-    return _runs(LN_VARIANTS, list(LN_VARIANTS), _checked_seeds(seeds),
+    return _runs(_shown(LN_VARIANTS), list(LN_VARIANTS), _checked_seeds(seeds),
                  lambda k, s: ln_run(LN_VARIANTS[k][2], LN_VARIANTS[k][3], lr, s),
-                 f"{LN_LAYERS} encoder layers, reverse, Adam lr {lr:g}")
+                 _("{layers} encoder layers, reverse, Adam lr {lr}").format(layers=LN_LAYERS, lr=f"{lr:g}"))
 
 
 def trained(h: History) -> bool:
@@ -190,7 +198,7 @@ def lr_sweep(lrs: Sequence[float] = SWEEP_LRS, seeds: Sequence[int] = SEEDS) -> 
     start = int(np.argmin([abs(math.log(lr / LN_LR)) for lr in grid]))
     final = np.full((len(LN_VARIANTS), len(grid), len(seeds)), np.nan)
     largest = []
-    for k, (_, _, position, warmup) in enumerate(LN_VARIANTS.values()):
+    for k, (*_label_role, position, warmup) in enumerate(LN_VARIANTS.values()):  # not `_`: gettext's
         def ok(j: int) -> bool:
             hs = [ln_run(position, warmup, grid[j], s) for s in seeds]
             final[k, j] = [h.final_loss() for h in hs]
@@ -205,23 +213,26 @@ def lr_sweep(lrs: Sequence[float] = SWEEP_LRS, seeds: Sequence[int] = SEEDS) -> 
             while j > 0 and not ok(j - 1):
                 j -= 1
             largest.append(grid[j - 1] if j > 0 else math.nan)
-    return LRSweep(tuple(LN_VARIANTS), tuple(v[0] for v in LN_VARIANTS.values()),
+    return LRSweep(tuple(LN_VARIANTS), tuple(_(v[0]) for v in LN_VARIANTS.values()),
                    tuple(v[1] for v in LN_VARIANTS.values()), np.asarray(grid), seeds, final, tuple(largest))
 
 
 @single_threaded
 def entropy_runs(seeds: Sequence[int] = SEEDS) -> Runs:
     """Sort with two Pre-LN blocks at Adam lr 3e-2, no warm-up: plain attention, QK-LayerNorm, σReparam."""
-    return _runs(ENTROPY_VARIANTS, list(ENTROPY_VARIANTS), _checked_seeds(seeds), lambda k, s: entropy_run(k, s),
-                 f"sort {ENT_LEN} tokens, Adam lr {ENT_LR:g}, no warm-up")
+    return _runs(_shown(ENTROPY_VARIANTS), list(ENTROPY_VARIANTS), _checked_seeds(seeds),
+                 lambda k, s: entropy_run(k, s),
+                 _("sort {n} tokens, Adam lr {lr}, no warm-up").format(n=ENT_LEN, lr=f"{ENT_LR:g}"))
 
 
 @single_threaded
 def clipping(seeds: Sequence[int] = SEEDS) -> Runs:
     """clip_grad_norm_(1) on the residual MLP at SGD lr 1 ("spike", "spike_clipped") and the vanishing one."""
-    table = {"spike": (f"residual, lr {CLIP_LR:g}", "baseline"), "vanishing": ("default init, lr 0.1", "series"),
-             "spike_clipped": (f"residual, lr {CLIP_LR:g}, clipped at {CLIP_NORM:g}", "residual"),
-             "vanishing_clipped": (f"default init, lr 0.1, clipped at {CLIP_NORM:g}", "reference")}
+    rate, norm = f"{CLIP_LR:g}", f"{CLIP_NORM:g}"
+    table = {"spike": (_("residual, lr {lr}").format(lr=rate), "baseline"),
+             "vanishing": (_("default init, lr 0.1"), "series"),
+             "spike_clipped": (_("residual, lr {lr}, clipped at {clip}").format(lr=rate, clip=norm), "residual"),
+             "vanishing_clipped": (_("default init, lr 0.1, clipped at {clip}").format(clip=norm), "reference")}
 
     def run(key: str, seed: int) -> History:
         clip = CLIP_NORM if key.endswith("clipped") else None
@@ -230,7 +241,7 @@ def clipping(seeds: Sequence[int] = SEEDS) -> Runs:
         return mlp_run("plain", seed, clip=clip, steps=CLIP_CHECK_STEPS)
 
     keys = ["spike", "spike_clipped", "vanishing", "vanishing_clipped"]
-    return _runs(table, keys, _checked_seeds(seeds), run, "gradient clipping, SGD")
+    return _runs(table, keys, _checked_seeds(seeds), run, _("gradient clipping, SGD"))
 
 
 @single_threaded

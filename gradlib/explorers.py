@@ -21,6 +21,7 @@ from gradlib.exp_placement import stack_gradients
 from gradlib.exp_telephone import mlp_gradients
 from gradlib.explorer import Explorer, FigureView
 from gradlib.figures import DepthProfileFigure, PathLengthFigure
+from gradlib.i18n import _
 from gradlib.report import profile_verdict
 from gradlib.results import DepthProfile
 from gradlib.static import StaticExplorer, static_explorer
@@ -73,10 +74,11 @@ def residual_compute(depth: int = 30, residual: bool = True, alpha: float = 1.0,
     common = dict(depth=int(depth), width=width, activation=activation, init=init, batch=batch, seed=seed)
     with one_torch_thread():
         if not residual:  # the label names α although it plays no part: every control must change the picture
-            return mlp_gradients(residual=False, key="plain", label=f"plain (no skips; α = {alpha:g} unused)",
-                                 role="baseline", **common)
-        return mlp_gradients(residual=True, branch_scale=alpha, key="residual", label=f"residual, α = {alpha:g}",
-                             role="residual", **common)
+            label = _("plain (no skips; α = {alpha} unused)").format(alpha=f"{alpha:g}")
+            return mlp_gradients(residual=False, key="plain", label=label, role="baseline", **common)
+        label = _("residual, α = {alpha}").format(alpha=f"{alpha:g}")
+        return mlp_gradients(residual=True, branch_scale=alpha, key="residual", label=label, role="residual",
+                             **common)
 
 
 def norm_compute(depth: int = 12, norm: str = "layer", position: str = "pre", *, d_model: int = STACK_WIDTH,
@@ -86,7 +88,7 @@ def norm_compute(depth: int = 12, norm: str = "layer", position: str = "pre", *,
     pre: x = x + f(N(x)) (and a final N); post: x = N(x + f(x)); g_l = ‖∂ℓ/∂x_l‖.
     """
     # without a norm the position changes nothing, but the label says so (every control changes the picture)
-    label = f"no norm ({position}: nothing to place)" if norm == "none" else None
+    label = _("no norm ({position}: nothing to place)").format(position=position) if norm == "none" else None
     with one_torch_thread():
         return stack_gradients(depth=int(depth), norm=norm, norm_position=position, d_model=d_model, n_heads=1,
                                n_tokens=n_tokens, batch=batch, seed=seed, label=label)
@@ -102,8 +104,9 @@ def _profile_title(result: Any) -> Optional[str]:
 
 def _profile_caption(result: Any) -> str:
     profiles = [result] if isinstance(result, DepthProfile) else list(result)
-    return "; ".join(f"{p.label}: gradient at the first layer / at the last: {profile_verdict(p)}"
-                     if p.exploded_at is None else f"{p.label}: {profile_verdict(p)}" for p in profiles)
+    return "; ".join(_("{label}: gradient at the first layer / at the last: {verdict}").format(
+        label=p.label, verdict=profile_verdict(p)) if p.exploded_at is None else f"{p.label}: {profile_verdict(p)}"
+        for p in profiles)
 
 
 def profile_view(**kw: Any) -> FigureView:
@@ -113,7 +116,8 @@ def profile_view(**kw: Any) -> FigureView:
 
 def _path_caption(result: Any) -> str:
     rnn, att = result.rnn, result.attention
-    return f"farthest token (distance {len(rnn) - 1}): RNN {rnn[-1]:.2g}, attention {att[-1]:.2g}"
+    return _("farthest token (distance {distance}): RNN {rnn}, attention {attention}").format(
+        distance=len(rnn) - 1, rnn=f"{rnn[-1]:.2g}", attention=f"{att[-1]:.2g}")
 
 
 def path_length_view(**kw: Any) -> FigureView:
@@ -135,7 +139,8 @@ def _make(compute: Callable[..., Any], view: Callable[..., FigureView], controls
     if static:
         g = grid or default_grid
         initial = {c.name: c.value for c in controls if c.name in g and c.value in list(g[c.name])}
-        return static_explorer(compute, view(dpi=STATIC_DPI), g, title=title, initial=initial)
+        labels = {c.name: c.label for c in controls if c.name in g and c.label}
+        return static_explorer(compute, view(dpi=STATIC_DPI), g, title=title, initial=initial, labels=labels)
     return Explorer(compute, view(), controls, title=title, key=key)
 
 
@@ -150,14 +155,14 @@ def mlp_explorer(*, compute: Optional[Callable[..., Any]] = None, static: bool =
         grid: the static explorer's grid (default: depth × activation × init).
     """
     controls = [
-        int_slider("depth", 2, 50, 10, label="depth"),
-        choice("activation", ("tanh", "sigmoid", "relu", "identity"), "tanh", label="activation"),
-        choice("init", ("old", "xavier", "he", "scaled"), "old", label="init"),
-        log_slider("weight_scale", 0.25, 4.0, 1.0, label="σ_w (init = scaled)"),
+        int_slider("depth", 2, 50, 10, label=_("depth")),
+        choice("activation", ("tanh", "sigmoid", "relu", "identity"), "tanh", label=_("activation")),
+        choice("init", ("old", "xavier", "he", "scaled"), "old", label=_("init")),
+        log_slider("weight_scale", 0.25, 4.0, 1.0, label=_("σ_w (init = scaled)")),
     ]
     default_grid = {"depth": [5, 10, 20, 30, 50], "activation": ["tanh", "sigmoid", "relu", "identity"],
                     "init": ["old", "xavier", "he"]}
-    return _make(compute or mlp_compute, profile_view, controls, "Vanishing gradients in a deep MLP", _mlp_key,
+    return _make(compute or mlp_compute, profile_view, controls, _("Vanishing gradients in a deep MLP"), _mlp_key,
                  static, grid, default_grid)
 
 
@@ -168,12 +173,12 @@ def path_length_explorer(*, compute: Optional[Callable[..., Any]] = None, static
     RNN ∂h_n/∂x_1 has n − 1 factors; attention reaches x_1 in one step
     """
     controls = [
-        int_slider("seq_len", 4, 64, 16, step=4, label="sequence length n"),
-        float_slider("rho", 0.5, 1.5, 1.0, step=0.05, label="RNN spectral radius ρ"),
+        int_slider("seq_len", 4, 64, 16, step=4, label=_("sequence length n")),
+        float_slider("rho", 0.5, 1.5, 1.0, step=0.05, label=_("RNN spectral radius ρ")),
     ]
     default_grid = {"seq_len": [8, 16, 32, 64], "rho": [0.5, 0.8, 1.0, 1.2, 1.5]}
     return _make(compute or path_length_compute, path_length_view, controls,
-                 "Path length: a relay of calls vs a group call", None, static, grid, default_grid)
+                 _("Path length: a relay of calls vs a group call"), None, static, grid, default_grid)
 
 
 def residual_explorer(*, compute: Optional[Callable[..., Any]] = None, static: bool = False,
@@ -183,12 +188,12 @@ def residual_explorer(*, compute: Optional[Callable[..., Any]] = None, static: b
     ∂h_l/∂h_{l−1} = I + α·J_f (with skips) vs J_f (plain)
     """
     controls = [
-        int_slider("depth", 2, 50, 30, label="depth"),
-        checkbox("residual", True, label="skip connections"),
-        float_slider("alpha", 0.0, 2.0, 1.0, step=0.1, label="branch scale α"),
+        int_slider("depth", 2, 50, 30, label=_("depth")),
+        checkbox("residual", True, label=_("skip connections")),
+        float_slider("alpha", 0.0, 2.0, 1.0, step=0.1, label=_("branch scale α")),
     ]
     default_grid = {"depth": [5, 10, 20, 30, 50], "residual": [False, True], "alpha": [0.0, 0.1, 0.5, 1.0, 2.0]}
-    return _make(compute or residual_compute, profile_view, controls, "Skip connections: the expressway", None,
+    return _make(compute or residual_compute, profile_view, controls, _("Skip connections: the expressway"), None,
                  static, grid, default_grid)
 
 
@@ -199,10 +204,10 @@ def norm_explorer(*, compute: Optional[Callable[..., Any]] = None, static: bool 
     pre: x = x + f(N(x)); post: x = N(x + f(x)); N ∈ {LayerNorm, RMSNorm, none}
     """
     controls = [
-        int_slider("depth", 2, 24, 12, label="blocks"),
-        choice("norm", ("layer", "rms", "none"), "layer", label="norm", buttons=True),
-        choice("position", ("pre", "post"), "pre", label="position", buttons=True),
+        int_slider("depth", 2, 24, 12, label=_("blocks")),
+        choice("norm", ("layer", "rms", "none"), "layer", label=_("norm"), buttons=True),
+        choice("position", ("pre", "post"), "pre", label=_("position"), buttons=True),
     ]
     default_grid = {"depth": [2, 4, 8, 12, 24], "norm": ["layer", "rms", "none"], "position": ["pre", "post"]}
-    return _make(compute or norm_compute, profile_view, controls, "Where the norm goes: Pre-LN vs Post-LN", None,
+    return _make(compute or norm_compute, profile_view, controls, _("Where the norm goes: Pre-LN vs Post-LN"), None,
                  static, grid, default_grid)

@@ -23,6 +23,7 @@ from gradlib.controls import choice, int_slider
 from gradlib.exp_encoder import family_profile, torch_profile
 from gradlib.explorer import Explorer
 from gradlib.explorers import STATIC_DPI, profile_view
+from gradlib.i18n import _
 from gradlib.reference import TorchEncoderStack, torch_encoder_stack
 from gradlib.results import DepthProfile
 from gradlib.static import StaticExplorer, static_explorer
@@ -95,13 +96,14 @@ def encoder_explorer(*, compute: Optional[Callable[..., Any]] = None, static: bo
     """
     compute = compute or encoder_compute
     controls = [
-        int_slider("depth", DEPTH_STEP, MAX_DEPTH, 12, step=DEPTH_STEP, label="blocks"),
-        choice("position", ("pre", "post"), "pre", label="PyTorch's norm", buttons=True),
-        choice("architecture", tuple(hf_models.FAMILIES), "gpt2", label="family", buttons=True),
+        int_slider("depth", DEPTH_STEP, MAX_DEPTH, 12, step=DEPTH_STEP, label=_("blocks")),
+        choice("position", ("pre", "post"), "pre", label=_("PyTorch's norm"), buttons=True),
+        choice("architecture", tuple(hf_models.FAMILIES), "gpt2", label=_("family"), buttons=True),
     ]
-    title = "The layers the world uses: gradient per block, relative to the last"
+    title = _("The layers the world uses: gradient per block, relative to the last")
     if static:
         g = grid or DEFAULT_GRID
         initial = {c.name: c.value for c in controls if c.name in g and c.value in list(g[c.name])}
-        return static_explorer(compute, profile_view(dpi=STATIC_DPI), g, title=title, initial=initial)
+        labels = {c.name: c.label for c in controls if c.name in g and c.label}
+        return static_explorer(compute, profile_view(dpi=STATIC_DPI), g, title=title, initial=initial, labels=labels)
     return Explorer(compute, profile_view(), controls, title=title)

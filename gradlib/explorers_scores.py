@@ -22,6 +22,7 @@ from gradlib.controls import checkbox, choice, log_slider
 from gradlib.exp_scores import SoftmaxRegimes, softmax_regimes
 from gradlib.explorer import Explorer, FigureView
 from gradlib.figures import CurveFigure, _plot
+from gradlib.i18n import _
 from gradlib.static import StaticExplorer, static_explorer
 from gradlib.threads import one_torch_thread
 
@@ -35,20 +36,21 @@ STATIC_DPI = 110
 
 
 def _regime_title(regimes: SoftmaxRegimes, at: Optional[SoftmaxRegimes]) -> str:
-    head = f"d_k = {regimes.d_k}, {'÷ √d_k' if regimes.scaled else 'unscaled'}"
+    head = f"d_k = {regimes.d_k}, {'÷ √d_k' if regimes.scaled else _('unscaled')}"
     if at is None:
         return head
     m, (h, j, s) = at["entropy"].x[0], (at[k].y[0] for k in ("entropy", "jacobian", "saturated"))
-    return f"{head}, m = {m:.3g}:  H {h:.2f} · 2‖J‖ {j:.2f} · saturated {s:.0%}"
+    return _("{head}, m = {m}:  H {h} · 2‖J‖ {j} · saturated {s}").format(
+        head=head, m=f"{m:.3g}", h=f"{h:.2f}", j=f"{j:.2f}", s=f"{s:.0%}")
 
 
 class RegimeFigure(CurveFigure):
     """The three regimes of the softmax against the logit multiplier m (log x); one setting ringed, if given."""
 
     def __init__(self, ax: Axes, **kw: Any) -> None:
-        super().__init__(ax, xlabel="logit scale m  (logits × m)", ylabel="fraction of its maximum",
+        super().__init__(ax, xlabel=_("logit scale m  (logits × m)"), ylabel=_("fraction of its maximum"),
                          logy=False, logx=True, ylim=(-0.03, 1.03), legend=kw.pop("legend", "center right"),
-                         title="Flat, sharp, saturated", **kw)
+                         title=_("Flat, sharp, saturated"), **kw)
         (self.ring,) = ax.plot([], [], linestyle="none", marker="o", markersize=9, markerfacecolor="none",
                                 markeredgecolor=gs.COLORS["text"], markeredgewidth=1.6, label="_setting")
         self.rule = ax.axvline(1.0, color=gs.COLORS["text"], linestyle=":", linewidth=1.0, label="_setting")
@@ -68,9 +70,9 @@ class KeyScaleFigure(CurveFigure):
     """Query gradients against the key scale c (log-log), each curve's turning point dotted."""
 
     def __init__(self, ax: Axes, **kw: Any) -> None:
-        super().__init__(ax, xlabel="key scale c  (K ← c·K)", ylabel=r"$\|\partial L / \partial Q\|$",
+        super().__init__(ax, xlabel=_("key scale c  (K ← c·K)"), ylabel=r"$\|\partial L / \partial Q\|$",
                          logx=True, legend=kw.pop("legend", "lower center"),
-                         title="Larger keys: more gradient, then none", **kw)
+                         title=_("Larger keys: more gradient, then none"), **kw)
         self.rules = [ax.axvline(1.0, linestyle=":", linewidth=1.2, label="_turn") for _ in range(2)]
 
     def show(self, result: Any, *, title: Optional[str] = None) -> None:
@@ -88,9 +90,9 @@ class LogitGrowthFigure(CurveFigure):
     """The largest attention logit against the scale w of W_Q and W_K, per variant; each bound dashed."""
 
     def __init__(self, ax: Axes, **kw: Any) -> None:
-        super().__init__(ax, xlabel="scale w of W_Q and W_K", ylabel="largest |logit|", logx=True, xbase=2,
-                         theory_label="bound", legend=kw.pop("legend", "upper left"),
-                         title="Attention logits as the weights grow", **kw)
+        super().__init__(ax, xlabel=_("scale w of W_Q and W_K"), ylabel=_("largest |logit|"), logx=True, xbase=2,
+                         theory_label=_("bound"), legend=kw.pop("legend", "upper left"),
+                         title=_("Attention logits as the weights grow"), **kw)
 
     def show(self, result: Any, *, title: Optional[str] = None) -> None:
         self.update(list(result), title=title)
@@ -144,14 +146,15 @@ def scores_explorer(*, compute: Optional[Callable[..., Any]] = None, static: boo
         static: return the kernel-free StaticExplorer instead; grid: its grid (default 5 m × 3 d_k × 2).
     """
     controls = [
-        log_slider("logit_scale", 0.1, 100.0, 1.0, step=0.1, label="logit scale m"),
+        log_slider("logit_scale", 0.1, 100.0, 1.0, step=0.1, label=_("logit scale m")),
         choice("d_k", (16, 64, 256, 1024), 64, label="d_k", buttons=True),
-        checkbox("scaled", True, label="divide the scores by √d_k"),
+        checkbox("scaled", True, label=_("divide the scores by √d_k")),
     ]
     compute = compute or regimes_compute
+    title = _("The softmax's three regimes")
     if static:
         g = grid or {"logit_scale": [0.3, 1.0, 3.0, 10.0, 30.0], "d_k": [16, 64, 1024], "scaled": [True, False]}
         initial = {c.name: c.value for c in controls if c.name in g and c.value in list(g[c.name])}
-        return static_explorer(compute, regimes_view(dpi=STATIC_DPI), g, title="The softmax's three regimes",
-                               initial=initial)
-    return Explorer(compute, regimes_view(), controls, title="The softmax's three regimes")
+        labels = {c.name: c.label for c in controls if c.name in g and c.label}
+        return static_explorer(compute, regimes_view(dpi=STATIC_DPI), g, title=title, initial=initial, labels=labels)
+    return Explorer(compute, regimes_view(), controls, title=title)

@@ -21,6 +21,7 @@ from gradlib import exp_training as E
 from gradlib import style as gs
 from gradlib.controls import choice
 from gradlib.explorer import Explorer, FigureView
+from gradlib.i18n import N_, _
 from gradlib.static import StaticExplorer, static_explorer
 from gradlib.training import Runs
 from gradlib.training_plots import HistoryFigure, plot_message
@@ -29,7 +30,7 @@ __all__ = ["TrainingFrame", "TrainingPanel", "training_compute", "training_view"
 
 STATIC_DPI = 100
 WHICH = ("loss", "layer_ratio")  # the explorer's quantities: the loss, and the probes' layer-1/layer-L ratio
-WHICH_LABELS = {"loss": "loss", "layer_ratio": "gradient at layer 1 / layer L"}
+WHICH_LABELS = {"loss": N_("loss"), "layer_ratio": N_("gradient at layer 1 / layer L")}
 
 
 @dataclass(frozen=True)
@@ -62,11 +63,12 @@ def training_compute(position: str = "post", warmup: bool = False, lr: float = E
         raise ValueError(f"which must be one of {', '.join(map(repr, WHICH))}; got {which!r}")
     sweep = E.lr_sweep() if sweep is None else sweep
     key, lr = _key(position, bool(warmup)), float(lr)
-    setting = f"{'Pre' if position == 'pre' else 'Post'}-LN{' + warm-up' if warmup else ''}, lr {lr:g}"
-    asked = f"{setting}: {WHICH_LABELS[which]}"  # a message frame names the whole setting, quantity included
+    name = f"{'Pre' if position == 'pre' else 'Post'}-LN"
+    setting = (_("{name} + warm-up, lr {lr}") if warmup else _("{name}, lr {lr}")).format(name=name, lr=f"{lr:g}")
+    asked = f"{setting}: {_(WHICH_LABELS[which])}"  # a message frame names the whole setting, quantity included
     if key is None:
-        return TrainingFrame(None, which, "Pre-LN with warm-up was not trained in this chapter:\n"
-                                          "Pre-LN already trains without it.", asked)
+        return TrainingFrame(None, which, _("Pre-LN with warm-up was not trained in this chapter:\n"
+                                            "Pre-LN already trains without it."), asked)
     k = sweep.keys.index(key)
     where = np.flatnonzero(np.isclose(sweep.lrs, lr))
     if len(where) == 0:
@@ -74,15 +76,18 @@ def training_compute(position: str = "post", warmup: bool = False, lr: float = E
     j = int(where[0])
     if not np.isfinite(sweep.final[k, j]).all():
         largest = sweep.largest[k]
-        why = (f"it already trains at {largest:g}" if np.isfinite(largest) and lr < largest
-               else "it already failed at a smaller rate")
-        return TrainingFrame(None, which, f"{sweep.labels[k]} was not run at lr {lr:g}:\n{why}.", asked)
+        why = (_("it already trains at {lr}").format(lr=f"{largest:g}") if np.isfinite(largest) and lr < largest
+               else _("it already failed at a smaller rate"))
+        return TrainingFrame(None, which, _("{name} was not run at lr {lr}:\n{why}.").format(
+            name=sweep.labels[k], lr=f"{lr:g}", why=why), asked)
     label, role, where_norm, warmup_steps = E.LN_VARIANTS[key]
     histories = tuple(E.ln_run(where_norm, warmup_steps, float(sweep.lrs[j]), s) for s in sweep.seeds)  # cached
-    runs = Runs((key,), (label,), (role,), sweep.seeds, (histories,), title=setting)
+    runs = Runs((key,), (_(label),), (role,), sweep.seeds, (histories,), title=setting)
     finals = runs.final_losses(key)
-    verdict = "trains" if all(f < E.TRAINED_BELOW for f in finals) else "fails"
-    return TrainingFrame(runs, which, "", f"{setting}: {verdict} (final loss {', '.join(f'{f:.2f}' for f in finals)})")
+    verdict = _("trains") if all(f < E.TRAINED_BELOW for f in finals) else _("fails")
+    losses = ", ".join(f"{f:.2f}" for f in finals)
+    return TrainingFrame(runs, which, "", _("{setting}: {verdict} (final loss {losses})").format(
+        setting=setting, verdict=verdict, losses=losses))
 
 
 class TrainingPanel:
@@ -130,15 +135,18 @@ def training_explorer(sweep: Optional[E.LRSweep] = None, *, static: bool = False
     def compute(position: str = "post", warmup: bool = False, lr: float = E.LN_LR, which: str = "loss"):
         return training_compute(position, warmup, lr, which, sweep=sweep)
 
-    title = "Training a 4-layer encoder: where the norm goes, warm-up, learning rate"
+    title = _("Training a {layers}-layer encoder: where the norm goes, warm-up, learning rate").format(
+        layers=E.LN_LAYERS)
     start = min(lrs, key=lambda v: abs(v - E.LN_LR))
+    controls = [choice("position", ("post", "pre"), "post", label=_("norm"), buttons=True),
+                choice("warmup", (False, True), False, label=_("warm-up"), buttons=True),
+                choice("lr", tuple(lrs), start, label=_("Adam lr")),
+                choice("which", WHICH, "loss", label=_("show"), buttons=True)]
     if static:
         g = grid or {"position": ["post", "pre"], "warmup": [False, True], "lr": lrs, "which": list(WHICH)}
         initial = {"lr": start} if start in list(g.get("lr", [])) else {}
+        labels = {c.name: c.label for c in controls if c.name in g and c.label}
         with gs.style():
-            return static_explorer(compute, training_view(dpi=STATIC_DPI), g, title=title, initial=initial)
-    controls = [choice("position", ("post", "pre"), "post", label="norm", buttons=True),
-                choice("warmup", (False, True), False, label="warm-up", buttons=True),
-                choice("lr", tuple(lrs), start, label="Adam lr"),
-                choice("which", WHICH, "loss", label="show", buttons=True)]
+            return static_explorer(compute, training_view(dpi=STATIC_DPI), g, title=title, initial=initial,
+                                   labels=labels)
     return Explorer(compute, training_view(), controls, title=title)

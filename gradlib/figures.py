@@ -23,6 +23,7 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
 from gradlib import style as gs
+from gradlib.i18n import _
 from gradlib.results import Curve
 
 __all__ = ["CurveFigure", "DepthProfileFigure", "RNNFigure", "PathLengthFigure", "RankCollapseFigure",
@@ -119,7 +120,7 @@ class CurveFigure:
                     cross.set_data([c.x[k]], [y_slot])
                     cross.set_color(color)
                     note.xy = (c.x[k], y_slot)
-                    note.set_text(f"exploded at {self.exploded} {c.x[k]:g}")
+                    note.set_text(_("exploded at {where} {x}").format(where=self.exploded, x=f"{c.x[k]:g}"))
                     note.set_color(color)
                     slot += 1
             for j in range(len(curves), len(self.lines)):
@@ -184,9 +185,9 @@ class DepthProfileFigure(CurveFigure):
 
     def __init__(self, ax: Axes, **kw: Any) -> None:
         # short labels: every glyph is re-rendered on each slider step of the explorers that show this figure
-        super().__init__(ax, xlabel="layer  (1 = input side)", ylabel=r"$\|\partial \ell / \partial h_l\|$",
-                         exploded="layer",
-                         legend=kw.pop("legend", "lower right"), title="Gradient reaching each layer", **kw)
+        super().__init__(ax, xlabel=_("layer  (1 = input side)"), ylabel=r"$\|\partial \ell / \partial h_l\|$",
+                         exploded=_("layer"),
+                         legend=kw.pop("legend", "lower right"), title=_("Gradient reaching each layer"), **kw)
 
     def show(self, profiles: Any, *, title: Optional[str] = None) -> None:
         self.update([p.curve for p in _profiles(profiles)], title=title)
@@ -196,11 +197,11 @@ class RNNFigure(CurveFigure):
     """Gradient through time, one curve per spectral radius, measured against the theory ρ^(T−t) (dashed)."""
 
     def __init__(self, ax: Axes, **kw: Any) -> None:
-        super().__init__(ax, xlabel="steps back in time  T − t", ylabel=r"$\|\partial h_T / \partial h_t\|_2$",
-                         exploded="distance", theory_label=r"theory $\rho^{T-t}$", **kw)
+        super().__init__(ax, xlabel=_("steps back in time  T − t"), ylabel=r"$\|\partial h_T / \partial h_t\|_2$",
+                         exploded=_("distance"), theory_label=_(r"theory $\rho^{T-t}$"), **kw)
 
     def show(self, result: Any, *, title: Optional[str] = None) -> None:
-        default = f"Gradient through time ({result.activation} RNN)"
+        default = _("Gradient through time ({activation} RNN)").format(activation=result.activation)
         self.update(list(result.curves), title=default if title is None else title)
 
 
@@ -208,12 +209,13 @@ class PathLengthFigure(CurveFigure):
     """How much of token i reaches position j, RNN vs one attention layer, against their distance (log y)."""
 
     def __init__(self, ax: Axes, **kw: Any) -> None:
-        super().__init__(ax, xlabel="distance between the tokens  |j − i|",
-                         ylabel=r"$\|\partial y_j / \partial x_i\|_F$", exploded="distance",
+        super().__init__(ax, xlabel=_("distance between the tokens  |j − i|"),
+                         ylabel=r"$\|\partial y_j / \partial x_i\|_F$", exploded=_("distance"),
                          legend=kw.pop("legend", "lower left"), **kw)
 
     def show(self, result: Any, *, title: Optional[str] = None) -> None:
-        default = f"n = {result.seq_len} tokens, RNN spectral radius ρ = {result.rho:.2g}"
+        default = _("n = {n} tokens, RNN spectral radius ρ = {rho}").format(n=result.seq_len,
+                                                                              rho=f"{result.rho:.2g}")
         self.update(list(result.curves), title=default if title is None else title)
 
 
@@ -221,9 +223,9 @@ class RankCollapseFigure(CurveFigure):
     """Distance of the tokens from rank one, layer by layer (0 = the input), log y."""
 
     def __init__(self, ax: Axes, **kw: Any) -> None:
-        super().__init__(ax, xlabel="layer  (0 = input)",
-                         ylabel=r"rank-one residual $\|H - \mathbf{1}\bar h^\top\|_F / \|H\|_F$", exploded="layer",
-                         legend=kw.pop("legend", "lower left"), title="Rank collapse of pure attention", **kw)
+        super().__init__(ax, xlabel=_("layer  (0 = input)"),
+                         ylabel=_(r"rank-one residual $\|H - \mathbf{1}\bar h^\top\|_F / \|H\|_F$"), exploded=_("layer"),
+                         legend=kw.pop("legend", "lower left"), title=_("Rank collapse of pure attention"), **kw)
 
     def show(self, result: Any, *, title: Optional[str] = None) -> None:
         self.update(list(result.curves), title=title)

@@ -10,6 +10,7 @@ import math
 from typing import Any, Mapping
 
 from gradlib import checks
+from gradlib.i18n import _
 
 __all__ = ["order_of_magnitude", "print_facts", "NORM_COLUMNS", "table_cell", "norm_table_markdown",
            "profile_verdict"]
@@ -39,14 +40,14 @@ def table_cell(value: Any, digits: int = 2) -> str:
     """A table cell: a number to `digits` significant digits, 'fails' for a norm that refused (a str)."""
     checks.positive_int(digits, "digits")
     if isinstance(value, str):
-        return "fails" if value.startswith("fails") else value
+        return _("fails") if value.startswith("fails") else value
     return f"{float(value):.{digits}g}"
 
 
 def norm_table_markdown(result: Any, digits: int = 2) -> str:
     """A NormComparison as a Markdown table: one line per test, one column per norm ("fails" where it refused)."""
     kinds = [k for k in NORM_COLUMNS if any(k in row for row in result.changes.values())]
-    lines = ["| max abs change of the output | " + " | ".join(NORM_COLUMNS[k] for k in kinds) + " |",
+    lines = [f"| {_('max abs change of the output')} | " + " | ".join(NORM_COLUMNS[k] for k in kinds) + " |",
              "|---|" + "---:|" * len(kinds)]
     for test, row in result.changes.items():
         lines.append(f"| {test} | " + " | ".join(table_cell(row.get(k, ""), digits) for k in kinds) + " |")
@@ -60,7 +61,8 @@ def profile_verdict(profile: Any, short: bool = False) -> str:
     """
     k = profile.exploded_at
     if k is not None:
-        return f"exploded (inf/NaN) at layer {profile.layer[k]:g}"
+        return _("exploded (inf/NaN) at layer {layer}").format(layer=f"{profile.layer[k]:g}")
     ratio = profile.ratio
-    verdict = "vanishing" if ratio < 0.1 else "exploding" if ratio > 10 else "steady"
-    return f"first/last = {ratio:.2g}" + ("" if short else f" ({verdict})")
+    verdict = _("vanishing") if ratio < 0.1 else _("exploding") if ratio > 10 else _("steady")
+    first_last = _("first/last = {ratio}").format(ratio=f"{ratio:.2g}")
+    return first_last if short else _("{first_last} ({verdict})").format(first_last=first_last, verdict=verdict)

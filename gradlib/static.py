@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from gradlib.explorer import check_keywords
+from gradlib.i18n import _
 
 __all__ = ["MAX_STATIC_BYTES", "StaticExplorer", "static_explorer"]
 
@@ -116,7 +117,7 @@ def _render(view: Any) -> bytes:
 
 def static_explorer(compute: Callable[..., Any], view: Any, grid: Mapping[str, Sequence[Any]], *,
                     title: str = "Explorer", initial: Mapping[str, Any] | None = None, alt: str | None = None,
-                    max_bytes: int = MAX_STATIC_BYTES) -> StaticExplorer:
+                    labels: Mapping[str, str] | None = None, max_bytes: int = MAX_STATIC_BYTES) -> StaticExplorer:
     """The kernel-free twin of an Explorer: every grid point pre-rendered, swapped by inline JavaScript.
 
     frames = {render(view.update(compute(**v))) : v ∈ ∏_k grid[k]}; numbers → range slider, others → <select>
@@ -125,7 +126,9 @@ def static_explorer(compute: Callable[..., Any], view: Any, grid: Mapping[str, S
         view: as for Explorer (update(result), render(); a `palette=True` render is used when offered).
         grid: name -> (n_k,) values, in display order; ∏ n_k frames are rendered.
         title: shown above the controls; initial: starting value per key (default: the first value);
-        alt: the image's alt text; max_bytes: size budget of the whole HTML (ValueError when over it).
+        alt: the image's alt text; labels: the text shown next to each control (default: its grid key; the
+        live explorer's Control.label, so both twins read alike); max_bytes: size budget of the whole HTML
+        (ValueError when over it).
     """
     if not callable(compute):
         raise ValueError(f"compute must be callable; got {compute!r}")
@@ -153,6 +156,11 @@ def static_explorer(compute: Callable[..., Any], view: Any, grid: Mapping[str, S
             start[name] = values[name].index(initial[name])
         else:
             start[name] = 0
+    labels = dict(labels or {})
+    unknown = sorted(set(labels) - set(params))
+    if unknown:
+        raise ValueError(f"labels must only name grid keys ({', '.join(params)}); got {', '.join(unknown)}")
+    shown_name = {n: str(labels.get(n) or n) for n in params}
 
     frames: list[str] = []
     frame_of_png: dict[str, int] = {}
@@ -177,7 +185,7 @@ def static_explorer(compute: Callable[..., Any], view: Any, grid: Mapping[str, S
         opts = values[name]
         if all(_is_number(v) for v in opts):
             controls.append(
-                f'<label style="margin-right:1.2em;white-space:nowrap">{esc(name)} '
+                f'<label style="margin-right:1.2em;white-space:nowrap">{esc(shown_name[name])} '
                 f'<input type="range" class="gh-control" data-param="{esc(name)}" min="0" max="{len(opts) - 1}" '
                 f'step="1" value="{start[name]}" style="vertical-align:middle"> '
                 f'<output>{esc(_shown(opts[start[name]]))}</output></label>')
@@ -186,7 +194,7 @@ def static_explorer(compute: Callable[..., Any], view: Any, grid: Mapping[str, S
                 f'<option value="{i}"{" selected" if i == start[name] else ""}>{esc(_shown(v))}</option>'
                 for i, v in enumerate(opts))
             controls.append(
-                f'<label style="margin-right:1.2em;white-space:nowrap">{esc(name)} '
+                f'<label style="margin-right:1.2em;white-space:nowrap">{esc(shown_name[name])} '
                 f'<select class="gh-control" data-param="{esc(name)}">{options}</select></label>')
     first = frames[index[",".join(str(start[n]) for n in params)]]
     script = _SCRIPT % dict(
@@ -201,7 +209,8 @@ def static_explorer(compute: Callable[..., Any], view: Any, grid: Mapping[str, S
             "padding:0.6em 0.8em;margin:0.5em 0;max-width:100%;box-sizing:border-box;"
             "font-family:system-ui,-apple-system,'Segoe UI',sans-serif;font-size:0.9rem")
     heading = f'<div style="font-weight:600;margin-bottom:0.3em">{esc(title)}</div>' if title else ""
-    alt_text = alt if alt is not None else f"{title}: figure for the chosen " + ", ".join(params)
+    alt_text = alt if alt is not None else _("{title}: figure for the chosen {controls}").format(
+        title=title, controls=", ".join(shown_name[n] for n in params))
     page = (
         f'<div class="gh-explorer" data-gh-explorer="{uid}" style="{card}">\n'
         f"{heading}\n" + "\n".join(controls) + "\n"

@@ -23,6 +23,8 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.transforms import blended_transform_factory
 
+from gradlib.i18n import font_families
+
 __all__ = [
     "COLORS", "ROLE_COLORS", "CYCLE", "RC", "style", "subplots", "new_axes", "dress", "colors_for",
     "masked_log", "log_limits", "PlainLogFormatter", "plain_log_ticks", "mark_exploded",
@@ -71,10 +73,12 @@ RC: dict[str, Any] = {
 def style(**overrides: Any) -> Iterator[None]:
     """Context in which figures get the course's look; rcParams are restored on exit.
 
-    rc = RC ∪ overrides, applied with matplotlib.rc_context (never to the global rcParams).
+    rc = RC ∪ {font.family: the language's fonts} ∪ overrides, with matplotlib.rc_context (never globally).
     """
     before = mpl.rcParams["interactive"]
-    with mpl.rc_context({**RC, **overrides}):
+    # font.family as the explicit list, not the generic "sans-serif": a Text keeps the family it was made
+    # with, so a figure drawn after the context (the inline backend, a later savefig) keeps its CJK fallback
+    with mpl.rc_context({**RC, "font.family": font_families(), **overrides}):
         try:
             yield
         finally:

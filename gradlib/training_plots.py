@@ -23,16 +23,17 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
 from gradlib import style as gs
+from gradlib.i18n import N_, _
 
 __all__ = ["WHICH", "HistoryFigure", "plot_history", "plot_lr_sweep", "plot_message"]
 
 UPDATE_RULE = 1e-3
 WHICH = {  # which -> (y label, log y, reference line name)
-    "loss": ("training loss", False, "chance (ln V)"),
-    "update_first": (r"first layer $\|\Delta W\| / \|W\|$ per step", True, "rule of thumb 1e-3"),
-    "update_last": (r"last layer $\|\Delta W\| / \|W\|$ per step", True, "rule of thumb 1e-3"),
-    "entropy": ("smallest attention entropy (nats)", False, "uniform (log T)"),
-    "layer_ratio": (r"$\|\partial\ell/\partial h_1\| \,/\, \|\partial\ell/\partial h_L\|$", True, "equal (= 1)"),
+    "loss": (N_("training loss"), False, N_("chance (ln V)")),
+    "update_first": (N_(r"first layer $\|\Delta W\| / \|W\|$ per step"), True, N_("rule of thumb 1e-3")),
+    "update_last": (N_(r"last layer $\|\Delta W\| / \|W\|$ per step"), True, N_("rule of thumb 1e-3")),
+    "entropy": (N_("smallest attention entropy (nats)"), False, N_("uniform (log T)")),
+    "layer_ratio": (r"$\|\partial\ell/\partial h_1\| \,/\, \|\partial\ell/\partial h_L\|$", True, N_("equal (= 1)")),
 }
 
 
@@ -81,13 +82,13 @@ class HistoryFigure:
         self.lines: list[Line2D] = []
         with gs.style():
             gs.dress(ax)
-            ax.set_xlabel("training step")
-            ax.set_ylabel(ylabel)
+            ax.set_xlabel(_("training step"))
+            ax.set_ylabel(_(ylabel))
             if self.logy:
                 ax.set_yscale("log")
                 gs.plain_log_ticks(ax.yaxis, minor=minor_ticks)
             (self.ref,) = ax.plot([], [], linestyle=":", color=gs.ROLE_COLORS["reference"], linewidth=1.4,
-                                  label=self.ref_label)
+                                  label=_(self.ref_label))
             self.title = ax.set_title("")
 
     def _line(self, i: int) -> Line2D:
@@ -123,7 +124,7 @@ class HistoryFigure:
                 line = self._line(i)
                 line.set_data(per_seed[0][0][:n], median)
                 line.set(color=color, linewidth=2.0, alpha=1.0, visible=True,
-                         label=f"{label} (median of {len(hs)} seeds)")
+                         label=_("{label} (median of {n} seeds)").format(label=label, n=len(hs)))
                 i += 1
             for j in range(i, len(self.lines)):
                 self.lines[j].set_visible(False)
@@ -183,14 +184,15 @@ def plot_lr_sweep(sweep: Any, ax: Optional[Axes] = None, *, trained_below: float
             for s in range(len(sweep.seeds)):
                 ax.plot(x[run], sweep.final[k, run, s], "o", color=color, alpha=0.5, markersize=4, label="_seed")
             ax.plot(x[run], np.median(sweep.final[k, run], axis=1), "-", color=color, linewidth=1.8,
-                    label=f"{label}: trains up to {sweep.largest[k]:g}")
-        ax.axhline(trained_below, linestyle=":", color=gs.ROLE_COLORS["reference"], label=f"trained (< {trained_below:g})")
+                    label=_("{label}: trains up to {lr}").format(label=label, lr=f"{sweep.largest[k]:g}"))
+        ax.axhline(trained_below, linestyle=":", color=gs.ROLE_COLORS["reference"],
+                   label=_("trained (< {loss})").format(loss=f"{trained_below:g}"))
         ax.set_xscale("log")
         ax.set_xticks(sweep.lrs)
         ax.set_xticklabels([f"{v:g}" for v in sweep.lrs])
         ax.minorticks_off()
-        ax.set_xlabel("Adam learning rate (no run: a larger rate already trained)")
-        ax.set_ylabel("final training loss")
+        ax.set_xlabel(_("Adam learning rate (no run: a larger rate already trained)"))
+        ax.set_ylabel(_("final training loss"))
         ax.set_title(title)
         ax.legend(loc="center left")
     return ax

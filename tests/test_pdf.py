@@ -130,3 +130,13 @@ def test_first_chapter_page_renders(edition):
     _run("pdftoppm", "-f", str(page), "-l", str(page), "-r", "80", "-png", "-singlefile", str(path), str(out))
     png = out.with_suffix(".png")
     assert png.is_file() and png.stat().st_size > 20_000, f"{png}: rendered page looks empty"
+
+
+def test_the_chinese_pdf_numbers_its_chapters_and_parts_in_chinese():
+    text = _run("pdftotext", str(pdf("zh")), "-")
+    assert re.search(r"第\s*1\s*章", text), "no chapter heading 第 1 章"
+    assert re.search(r"第\s*1\s*部分", text), "no part heading 第 1 部分"
+    # at the start of a line: a heading or running head ("Chapter 1. …", fncychap's CHAPTER, "Part I"), not a
+    # code comment that names a chapter (code stays as written)
+    english = re.findall(r"^(?:CHAPTER|Chapter|Part)\s+(?:\d+|[IVX]+)\b", text, flags=re.M)
+    assert not english, f"English headings left in the Chinese PDF: {sorted(set(english))}"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+from html import unescape as _unescape
 import os
 import re
 import threading
@@ -512,6 +513,27 @@ def test_translated_page_shows_no_english_prose(visit, docname):
     # Markdown that did not render: CommonMark emphasis next to Chinese punctuation needs care (*“x”* fails)
     stray = [text for text in prose if "*" in text]
     assert not stray, "unrendered emphasis (*) in:\n" + "\n".join(t[:100] for t in stray[:10])
+
+
+_EXPLORER = re.compile(r'<div class="gh-explorer".*?<img class="gh-explorer-frame"', re.S)
+_EXPLORER_WORDS = re.compile(r'<div style="font-weight:600[^"]*">([^<]*)</div>|<label[^>]*>([^<]*)<')
+
+
+@pytest.mark.parametrize("docname", TRANSLATED or ["(the English edition)"])
+def test_translated_page_labels_its_explorers_in_its_language(site, docname):
+    """The kernel-free explorers' titles and control labels come from the Chinese execution (gradlib.i18n)."""
+    if not TRANSLATED:
+        pytest.skip("the source edition")
+    page = (site / f"{docname}.html").read_text(encoding="utf8")
+    explorers = _EXPLORER.findall(page)
+    if not explorers:
+        pytest.skip("no kernel-free explorer on this page")
+    for block in explorers:
+        words = [_unescape(t or l).strip() for t, l in _EXPLORER_WORDS.findall(block)]
+        assert len(words) >= 2 and _CJK.search(words[0]), f"an explorer without a translated title: {words}"
+        # "d_k" or "ρ" alone reads in any language; a word of three letters or more does not
+        english = [w for w in words if re.search(r"[A-Za-z]{3,}", w) and not _CJK.search(w)]
+        assert not english, f"explorer words left in English: {english}"
 
 
 # --- the closing chapter's map -------------------------------------------------------------------------

@@ -167,6 +167,9 @@ def latex_config(app: Sphinx, config: Any) -> None:
                                   elements.get("preamble", ""), flags=re.S) + LATEX_PREAMBLE
     if (config.language or "en") == "en":  # xeCJK would set quotes and dashes full-width, as in Chinese
         elements["preamble"] += '\\xeCJKDeclareCharClass{Default}{"2014, "2018, "2019, "201C, "201D}\n'
+    if config.language in LATEX_HEADINGS:  # titlesec (which Sphinx loads) instead of fncychap's "CHAPTER 1"
+        elements["fncychap"] = ""
+        elements["preamble"] += LATEX_HEADINGS[config.language]
     if config.language in BIBNAME:
         elements["preamble"] += "\\AtBeginDocument{\\renewcommand{\\bibname}{%s}}\n" % BIBNAME[config.language]
     config.latex_elements = elements
@@ -179,6 +182,15 @@ def latex_config(app: Sphinx, config: Any) -> None:
 
 
 BIBNAME = {"zh_CN": "参考文献"}  # babel has no Chinese captions; Sphinx translates "Index" itself
+# Chapter and part headings in Chinese: 第 1 章, 第 1 部分 (LaTeX's report class would print "Part I"); the
+# running head "第 1 章 title" through Sphinx's own hook for Japanese (\@chappos after the number)
+LATEX_HEADINGS = {"zh_CN": r"""
+\makeatletter\def\@chappos{章}\makeatother
+\AtBeginDocument{\renewcommand{\chaptername}{第}}
+\renewcommand{\thepart}{\arabic{part}}
+\titleformat{\part}[display]{\normalfont\bfseries\Huge\filcenter}{第\,\thepart\,部分}{20pt}{}
+\titleformat{\chapter}[display]{\normalfont\bfseries\huge}{第\,\thechapter\,章}{16pt}{\Huge}
+"""}
 
 
 def translate_toctree_captions(app: Sphinx, doctree: nodes.document) -> None:
@@ -197,6 +209,10 @@ def translate_toctree_captions(app: Sphinx, doctree: nodes.document) -> None:
     for toctree in doctree.findall(addnodes.toctree):
         if toctree.get("caption"):
             toctree["caption"] = catalog.gettext(toctree["caption"])
+    # the PDF's parts: sphinx-jupyterbook-latex makes each \part from its toctree wrapper's own caption
+    for wrapper in doctree.findall(nodes.compound):
+        if "toctree-wrapper" in wrapper.get("classes", []) and wrapper.get("caption"):
+            wrapper["caption"] = catalog.gettext(wrapper["caption"])
 
 
 def setup(app: Sphinx) -> dict[str, Any]:

@@ -20,7 +20,7 @@ PACKAGE = ROOT / "gradlib"
 
 # Three layers that only look down: a module may import from its own layer and the layers above it here.
 LAYERS: dict[str, list[str]] = {
-    "models and measurements": ["checks", "draws", "threads", "attention", "multihead", "norms", "mlp",
+    "models and measurements": ["checks", "draws", "threads", "i18n", "attention", "multihead", "norms", "mlp",
                                 "residual_variants", "transformer", "transformer_init", "reference", "rnn",
                                 "discovery", "probes", "jacobians", "spectra", "geometry", "hf_models", "tasks",
                                 "seq_model", "entropy", "training"],
