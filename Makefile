@@ -50,6 +50,7 @@ SPHINXOPTS ?= -n --keep-going
 # value). The cache keys on code only and would miss a changed gradlib, so `make book` and `make test` empty it.
 EXEC_CACHE := $(CURDIR)/_build/.jupyter_cache
 EXEC_CACHE_ZH := $(CURDIR)/_build/.jupyter_cache_zh
+EXEC_CACHES := en=$(EXEC_CACHE),zh_CN=$(EXEC_CACHE_ZH)# (a variable: a comma inside $(call …) splits arguments)
 sphinx_exec = -D nb_execution_mode=cache -D nb_execution_cache_path=$(1)
 SPHINX_EXEC := $(call sphinx_exec,$(EXEC_CACHE))
 # gradlib's own catalog (the strings it draws): Babel extracts them from gradlib/ and the notebooks' code
@@ -72,7 +73,8 @@ export PATH := $(BIN):$(PATH)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 export JUPYTER_PLATFORM_DIRS := 1
 
-.PHONY: help install vendor system book html html-en html-zh pdf pot po translations test bench lock colab clean distclean
+.PHONY: help install vendor system book html html-en html-zh pdf pot po translations test test-unit test-nbval bench \
+  lock colab colab-env clean distclean
 
 help:
 	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
@@ -136,7 +138,7 @@ html-zh: install vendor system conf.py
 
 html: install vendor system conf.py
 	@rm -rf $(EXEC_CACHE) $(EXEC_CACHE_ZH)
-	@$(MAKE) html-en html-zh
+	@$(MAKE) -j2 -O html-en html-zh
 
 # latex -> PDF for one language: $(call pdf_of,en|zh_CN,en|zh,execution cache)
 pdf_of = GH_LANGUAGE=$(1) $(SPHINX) -q -b latex $(call sphinx_exec,$(3)) -D language=$(1) -d _build/.doctrees/latex-$(1) \
@@ -181,19 +183,26 @@ po: pot
 translations: pot
 	@$(call timed,translations,GH_POT_DIR=_build/gettext $(PY) -m pytest tests/test_translations.py tests/test_i18n.py -q)
 
+# Two cores, and each of these steps runs one torch thread: independent steps go in pairs (-j2; -O keeps each
+# step's output together), which is what keeps the whole run well under 30 minutes.
 test: install vendor system conf.py
-	@$(call timed,1/8 unit tests,$(PY) -m pytest tests -m "not site" -q)
-	@$(call timed,2/8 notebooks (nbval),$(PY) -m pytest $(NBVAL_ARGS) book/ -q)
-	@$(MAKE) translations  # 3/8 (then 4/8, 5/8: the two strict builds)
+	@$(MAKE) -j2 -O test-unit test-nbval  # 1/8 and 2/8, side by side
+	@$(MAKE) translations  # 3/8
 	@rm -rf _build
-	@$(MAKE) html-en html-zh SPHINXOPTS="-W -n --keep-going"
-	@$(call timed,6/8 the editions' numbers,GH_EXEC_CACHES="en=$(EXEC_CACHE),zh_CN=$(EXEC_CACHE_ZH)" $(PY) -m pytest tests/test_editions.py -q)
+	@$(MAKE) -j2 -O html-en html-zh SPHINXOPTS="-W -n --keep-going"  # 4/8 and 5/8, side by side
+	@$(call timed,6/8 same numbers in both editions,GH_EXEC_CACHES="$(EXEC_CACHES)" $(PY) -m pytest tests/test_editions.py -q)
 	@$(call timed,6/8 browser checks (English),GH_SITE_DIR=$(SITE) $(PY) -m pytest tests/test_site.py -q)
 	@$(call timed,6/8 browser checks (Chinese),GH_SITE_DIR=$(ZH_SITE) GH_LANGUAGE=zh_CN \
 	  GH_SCREENSHOTS=_build/screenshots/zh $(PY) -m pytest tests/test_site.py -q)
-	@$(MAKE) pdf SPHINXOPTS="-W -n --keep-going"
+	@$(MAKE) -j2 -O pdf SPHINXOPTS="-W -n --keep-going" colab-env  # the Colab venv installs meanwhile
 	@$(call timed,7/8 PDF checks,GH_PDF_DIR=$(PDF_DIR) $(PY) -m pytest tests/test_pdf.py -q)
 	@$(call timed,8/8 Colab profile (ipywidgets 7),$(MAKE) colab)
+
+test-unit: install
+	@$(call timed,1/8 unit tests,$(PY) -m pytest tests -m "not site" -q)
+
+test-nbval: install
+	@$(call timed,2/8 notebooks (nbval),$(PY) -m pytest $(NBVAL_ARGS) book/ -q)
 	@echo "all checks passed; screenshots in _build/screenshots/ (Chinese: _build/screenshots/zh/), PDF pages in _build/pdf/"
 
 bench: install
@@ -218,6 +227,8 @@ $(COLAB_VENV)/.gh-installed: requirements.txt $(LOCK) pyproject.toml tools/lock.
 	@$(COLAB_PY) -m pip install -q --no-deps -e . $(QUIET_PIP)
 	@mkdir -p $(COLAB_VENV)/etc/ipython && cp tools/kernel/ipython_kernel_config.py $(COLAB_VENV)/etc/ipython/
 	@touch $@
+
+colab-env: install $(COLAB_VENV)/.gh-installed
 
 colab: install $(COLAB_VENV)/.gh-installed
 	@$(COLAB_PY) -c 'import ipywidgets; print("Colab profile: ipywidgets", ipywidgets.__version__)'
