@@ -197,13 +197,13 @@ test: install vendor system conf.py
 	@$(MAKE) -j2 -O pdf SPHINXOPTS="-W -n --keep-going" colab-env  # the Colab venv installs meanwhile
 	@$(call timed,7/8 PDF checks,GH_PDF_DIR=$(PDF_DIR) $(PY) -m pytest tests/test_pdf.py -q)
 	@$(call timed,8/8 Colab profile (ipywidgets 7),$(MAKE) colab)
+	@echo "all checks passed; screenshots in _build/screenshots/ (Chinese: _build/screenshots/zh/), PDF pages in _build/pdf/"
 
 test-unit: install
 	@$(call timed,1/8 unit tests,$(PY) -m pytest tests -m "not site" -q)
 
 test-nbval: install
 	@$(call timed,2/8 notebooks (nbval),$(PY) -m pytest $(NBVAL_ARGS) book/ -q)
-	@echo "all checks passed; screenshots in _build/screenshots/ (Chinese: _build/screenshots/zh/), PDF pages in _build/pdf/"
 
 bench: install
 	$(PY) benchmarks/bench.py
