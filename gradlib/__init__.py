@@ -46,14 +46,14 @@ keeps this table and the README's in step with the code.)
 |  | `charts` | 268 | The remaining figures of chapters 2–5, on the same CurveFigure as gradlib.figures (one drawing per figure). |
 |  | `diagrams` | 204 | The course's diagrams, drawn with matplotlib patches (no diagram script from another host). |
 |  | `report` | 68 | Results as text: orders of magnitude, the checked facts of a chapter, and tables in Markdown. |
-|  | `controls` | 124 | The controls of an explorer, described without ipywidgets (built only when a live explorer needs them). |
+|  | `controls` | 138 | The controls of an explorer, described without ipywidgets (built only when a live explorer needs them). |
 |  | `explorer` | 212 | A live explorer: controls → compute(**values) (cached) → the figure redrawn in place → a PNG in an Image. |
-|  | `static` | 229 | The kernel-free twin of an explorer, for the static site: every grid point pre-rendered, swapped by inline JS. |
-|  | `explorers` | 213 | The chapters' explorers: which controls, which experiment they call, which figure they redraw. |
-|  | `explorers_scores` | 160 | Chapter 5's figures and explorer: what the attention score does to the softmax, drawn once for both. |
-|  | `explorers_models` | 109 | Chapter 6's explorer: depth × norm position × architecture → the gradient reaching each block. |
+|  | `static` | 236 | The kernel-free twin of an explorer, for the static site: every grid point pre-rendered, swapped by inline JS. |
+|  | `explorers` | 214 | The chapters' explorers: which controls, which experiment they call, which figure they redraw. |
+|  | `explorers_scores` | 159 | Chapter 5's figures and explorer: what the attention score does to the softmax, drawn once for both. |
+|  | `explorers_models` | 110 | Chapter 6's explorer: depth × norm position × architecture → the gradient reaching each block. |
 |  | `training_plots` | 206 | Chapter 7's figures: training histories over seeds, one drawing per figure for notebook and explorer alike. |
-|  | `explorers_training` | 152 | Chapter 7's explorer: the saved training histories, by norm position × warm-up × learning rate. |
+|  | `explorers_training` | 154 | Chapter 7's explorer: the saved training histories, by norm position × warm-up × learning rate. |
 |  | `verdicts` | 293 | Verdicts: the reader's function against the truth on random inputs, and what went wrong in plain words. |
 |  | `exercises` | 147 | Exercises: the reader writes a small function, and a checker compares it with the truth on random inputs. |
 |  | `exercise_block` | 123 | Chapter 6's exercise: the reader assembles a Pre-LN block from gradlib's parts; a checker compares it with PyTorch's. |

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 __all__ = ["INSTALL_HINT", "ipywidgets_module", "Control", "int_slider", "float_slider", "log_slider", "choice",
-           "checkbox"]
+           "checkbox", "static_texts"]
 
 INSTALL_HINT = (
     "The live explorers need ipywidgets (version 7 or 8) in the notebook's kernel: run "
@@ -45,6 +45,7 @@ class Control:
         kind: slider type ("log" = FloatLogSlider), "choice" (Dropdown), "toggle" (ToggleButtons), "check".
         value: initial value; options: (n,) for choice/toggle; min, max, step: for sliders.
         label: the text shown next to the control (default: name).
+        option_labels: (n,) texts shown for the options of a choice/toggle (default: the values themselves).
     """
 
     name: str
@@ -55,6 +56,7 @@ class Control:
     max: float = 1.0
     step: float = 1.0
     label: str | None = None
+    option_labels: tuple = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -65,6 +67,9 @@ class Control:
             if not self.options or self.value not in self.options:
                 raise ValueError(f"value of control {self.name!r} must be one of its options {self.options!r}; "
                                  f"got {self.value!r}")
+            if self.option_labels and len(self.option_labels) != len(self.options):
+                raise ValueError(f"option_labels of control {self.name!r} must have one text per option "
+                                 f"({len(self.options)}); got {len(self.option_labels)}")
         elif self.kind in ("int", "float", "log"):
             if not self.min <= self.value <= self.max:
                 raise ValueError(f"value of control {self.name!r} must be in [{self.min:g}, {self.max:g}]; "
@@ -83,10 +88,12 @@ class Control:
             return w.FloatLogSlider(value=float(self.value), base=10, min=math.log10(self.min),
                                     max=math.log10(self.max), step=self.step, continuous_update=False,
                                     readout_format=".3g", **common)
+        # (label, value) pairs: the option list form that ipywidgets 7 and 8 both accept
+        options = list(zip(self.option_labels, self.options)) if self.option_labels else list(self.options)
         if self.kind == "choice":
-            return w.Dropdown(options=list(self.options), value=self.value, **common)
+            return w.Dropdown(options=options, value=self.value, **common)
         if self.kind == "toggle":
-            return w.ToggleButtons(options=list(self.options), value=self.value, **common)
+            return w.ToggleButtons(options=options, value=self.value, **common)
         return w.Checkbox(value=bool(self.value), indent=False, description=self.label or self.name)
 
 
@@ -110,13 +117,20 @@ def log_slider(name: str, min: float, max: float, value: float, step: float = 0.
 
 
 def choice(name: str, options: Sequence[Any], value: Any = None, label: str | None = None,
-           buttons: bool = False) -> Control:
-    """A dropdown (or toggle buttons) control.  value ∈ options"""
+           buttons: bool = False, option_labels: Sequence[str] | None = None) -> Control:
+    """A dropdown (or toggle buttons) control.  value ∈ options, shown as option_labels (default: the values)"""
     options = tuple(options)
     if not options:
         raise ValueError(f"options of control {name!r} must be a non-empty sequence; got {options!r}")
     return Control(name, "toggle" if buttons else "choice", options[0] if value is None else value,
-                   options=options, label=label)
+                   options=options, label=label, option_labels=tuple(option_labels or ()))
+
+
+def static_texts(controls: Sequence[Control], grid: Any) -> dict[str, Any]:
+    """static_explorer's keywords `labels` and `option_labels` from the live controls (the twins read alike)."""
+    return dict(labels={c.name: c.label for c in controls if c.name in grid and c.label},
+                option_labels={c.name: dict(zip(c.options, c.option_labels))
+                               for c in controls if c.name in grid and c.option_labels})
 
 
 def checkbox(name: str, value: bool = False, label: str | None = None) -> Control:

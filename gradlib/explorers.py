@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
-from gradlib.controls import Control, checkbox, choice, float_slider, int_slider, log_slider
+from gradlib.controls import Control, checkbox, choice, float_slider, int_slider, log_slider, static_texts
 from gradlib.exp_attention import path_lengths
 from gradlib.exp_placement import stack_gradients
 from gradlib.exp_telephone import mlp_gradients
@@ -139,8 +139,7 @@ def _make(compute: Callable[..., Any], view: Callable[..., FigureView], controls
     if static:
         g = grid or default_grid
         initial = {c.name: c.value for c in controls if c.name in g and c.value in list(g[c.name])}
-        labels = {c.name: c.label for c in controls if c.name in g and c.label}
-        return static_explorer(compute, view(dpi=STATIC_DPI), g, title=title, initial=initial, labels=labels)
+        return static_explorer(compute, view(dpi=STATIC_DPI), g, title=title, initial=initial, **static_texts(controls, g))
     return Explorer(compute, view(), controls, title=title, key=key)
 
 
@@ -157,7 +156,8 @@ def mlp_explorer(*, compute: Optional[Callable[..., Any]] = None, static: bool =
     controls = [
         int_slider("depth", 2, 50, 10, label=_("depth")),
         choice("activation", ("tanh", "sigmoid", "relu", "identity"), "tanh", label=_("activation")),
-        choice("init", ("old", "xavier", "he", "scaled"), "old", label=_("init")),
+        choice("init", ("old", "xavier", "he", "scaled"), "old", label=_("init"),
+               option_labels=(_("old"), "Xavier", "He", _("scaled"))),
         log_slider("weight_scale", 0.25, 4.0, 1.0, label=_("σ_w (init = scaled)")),
     ]
     default_grid = {"depth": [5, 10, 20, 30, 50], "activation": ["tanh", "sigmoid", "relu", "identity"],
@@ -205,8 +205,9 @@ def norm_explorer(*, compute: Optional[Callable[..., Any]] = None, static: bool 
     """
     controls = [
         int_slider("depth", 2, 24, 12, label=_("blocks")),
-        choice("norm", ("layer", "rms", "none"), "layer", label=_("norm"), buttons=True),
-        choice("position", ("pre", "post"), "pre", label=_("position"), buttons=True),
+        choice("norm", ("layer", "rms", "none"), "layer", label=_("norm"), buttons=True,
+               option_labels=("LayerNorm", "RMSNorm", _("none"))),
+        choice("position", ("pre", "post"), "pre", label=_("position"), buttons=True, option_labels=("Pre", "Post")),
     ]
     default_grid = {"depth": [2, 4, 8, 12, 24], "norm": ["layer", "rms", "none"], "position": ["pre", "post"]}
     return _make(compute or norm_compute, profile_view, controls, _("Where the norm goes: Pre-LN vs Post-LN"), None,

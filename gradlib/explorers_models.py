@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 from torch import nn
 
 from gradlib import checks, hf_models
-from gradlib.controls import choice, int_slider
+from gradlib.controls import choice, int_slider, static_texts
 from gradlib.exp_encoder import family_profile, torch_profile
 from gradlib.explorer import Explorer
 from gradlib.explorers import STATIC_DPI, profile_view
@@ -97,13 +97,14 @@ def encoder_explorer(*, compute: Optional[Callable[..., Any]] = None, static: bo
     compute = compute or encoder_compute
     controls = [
         int_slider("depth", DEPTH_STEP, MAX_DEPTH, 12, step=DEPTH_STEP, label=_("blocks")),
-        choice("position", ("pre", "post"), "pre", label=_("PyTorch's norm"), buttons=True),
-        choice("architecture", tuple(hf_models.FAMILIES), "gpt2", label=_("family"), buttons=True),
+        choice("position", ("pre", "post"), "pre", label=_("PyTorch's norm"), buttons=True,
+               option_labels=("Pre-LN", "Post-LN")),
+        choice("architecture", tuple(hf_models.FAMILIES), "gpt2", label=_("family"), buttons=True,
+               option_labels=tuple(f.label.split(" (")[0] for f in hf_models.FAMILIES.values())),
     ]
     title = _("The layers the world uses: gradient per block, relative to the last")
     if static:
         g = grid or DEFAULT_GRID
         initial = {c.name: c.value for c in controls if c.name in g and c.value in list(g[c.name])}
-        labels = {c.name: c.label for c in controls if c.name in g and c.label}
-        return static_explorer(compute, profile_view(dpi=STATIC_DPI), g, title=title, initial=initial, labels=labels)
+        return static_explorer(compute, profile_view(dpi=STATIC_DPI), g, title=title, initial=initial, **static_texts(controls, g))
     return Explorer(compute, profile_view(), controls, title=title)

@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib.axes import Axes
 
 from gradlib import style as gs
-from gradlib.controls import checkbox, choice, log_slider
+from gradlib.controls import checkbox, choice, log_slider, static_texts
 from gradlib.exp_scores import SoftmaxRegimes, softmax_regimes
 from gradlib.explorer import Explorer, FigureView
 from gradlib.figures import CurveFigure, _plot
@@ -155,6 +155,5 @@ def scores_explorer(*, compute: Optional[Callable[..., Any]] = None, static: boo
     if static:
         g = grid or {"logit_scale": [0.3, 1.0, 3.0, 10.0, 30.0], "d_k": [16, 64, 1024], "scaled": [True, False]}
         initial = {c.name: c.value for c in controls if c.name in g and c.value in list(g[c.name])}
-        labels = {c.name: c.label for c in controls if c.name in g and c.label}
-        return static_explorer(compute, regimes_view(dpi=STATIC_DPI), g, title=title, initial=initial, labels=labels)
+        return static_explorer(compute, regimes_view(dpi=STATIC_DPI), g, title=title, initial=initial, **static_texts(controls, g))
     return Explorer(compute, regimes_view(), controls, title=title)

@@ -19,7 +19,7 @@ from matplotlib.axes import Axes
 
 from gradlib import exp_training as E
 from gradlib import style as gs
-from gradlib.controls import choice
+from gradlib.controls import choice, static_texts
 from gradlib.explorer import Explorer, FigureView
 from gradlib.i18n import N_, _
 from gradlib.static import StaticExplorer, static_explorer
@@ -138,15 +138,17 @@ def training_explorer(sweep: Optional[E.LRSweep] = None, *, static: bool = False
     title = _("Training a {layers}-layer encoder: where the norm goes, warm-up, learning rate").format(
         layers=E.LN_LAYERS)
     start = min(lrs, key=lambda v: abs(v - E.LN_LR))
-    controls = [choice("position", ("post", "pre"), "post", label=_("norm"), buttons=True),
-                choice("warmup", (False, True), False, label=_("warm-up"), buttons=True),
+    controls = [choice("position", ("post", "pre"), "post", label=_("norm"), buttons=True,
+                       option_labels=("Post-LN", "Pre-LN")),
+                choice("warmup", (False, True), False, label=_("warm-up"), buttons=True,
+                       option_labels=(_("off"), _("on"))),
                 choice("lr", tuple(lrs), start, label=_("Adam lr")),
-                choice("which", WHICH, "loss", label=_("show"), buttons=True)]
+                choice("which", WHICH, "loss", label=_("show"), buttons=True,
+                       option_labels=tuple(_(WHICH_LABELS[w]) for w in WHICH))]
     if static:
         g = grid or {"position": ["post", "pre"], "warmup": [False, True], "lr": lrs, "which": list(WHICH)}
         initial = {"lr": start} if start in list(g.get("lr", [])) else {}
-        labels = {c.name: c.label for c in controls if c.name in g and c.label}
         with gs.style():
             return static_explorer(compute, training_view(dpi=STATIC_DPI), g, title=title, initial=initial,
-                                   labels=labels)
+                                   **static_texts(controls, g))
     return Explorer(compute, training_view(), controls, title=title)

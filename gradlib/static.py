@@ -93,7 +93,7 @@ def _is_number(v: Any) -> bool:
 
 def _shown(v: Any) -> str:
     if isinstance(v, bool):
-        return "on" if v else "off"
+        return _("on") if v else _("off")
     if isinstance(v, float):
         return f"{v:g}"
     return str(v)
@@ -117,7 +117,8 @@ def _render(view: Any) -> bytes:
 
 def static_explorer(compute: Callable[..., Any], view: Any, grid: Mapping[str, Sequence[Any]], *,
                     title: str = "Explorer", initial: Mapping[str, Any] | None = None, alt: str | None = None,
-                    labels: Mapping[str, str] | None = None, max_bytes: int = MAX_STATIC_BYTES) -> StaticExplorer:
+                    labels: Mapping[str, str] | None = None, option_labels: Mapping[str, Mapping[Any, str]] | None = None,
+                    max_bytes: int = MAX_STATIC_BYTES) -> StaticExplorer:
     """The kernel-free twin of an Explorer: every grid point pre-rendered, swapped by inline JavaScript.
 
     frames = {render(view.update(compute(**v))) : v ∈ ∏_k grid[k]}; numbers → range slider, others → <select>
@@ -127,8 +128,9 @@ def static_explorer(compute: Callable[..., Any], view: Any, grid: Mapping[str, S
         grid: name -> (n_k,) values, in display order; ∏ n_k frames are rendered.
         title: shown above the controls; initial: starting value per key (default: the first value);
         alt: the image's alt text; labels: the text shown next to each control (default: its grid key; the
-        live explorer's Control.label, so both twins read alike); max_bytes: size budget of the whole HTML
-        (ValueError when over it).
+        live explorer's Control.label, so both twins read alike); option_labels: per grid key, the text shown for
+        a value (default: the value; booleans "on"/"off"); max_bytes: size budget of the whole HTML (ValueError
+        when over it).
     """
     if not callable(compute):
         raise ValueError(f"compute must be callable; got {compute!r}")
@@ -161,6 +163,11 @@ def static_explorer(compute: Callable[..., Any], view: Any, grid: Mapping[str, S
     if unknown:
         raise ValueError(f"labels must only name grid keys ({', '.join(params)}); got {', '.join(unknown)}")
     shown_name = {n: str(labels.get(n) or n) for n in params}
+    option_labels = dict(option_labels or {})
+    unknown = sorted(set(option_labels) - set(params))
+    if unknown:
+        raise ValueError(f"option_labels must only name grid keys ({', '.join(params)}); got {', '.join(unknown)}")
+    shown = {n: [str(option_labels.get(n, {}).get(v, _shown(v))) for v in values[n]] for n in params}
 
     frames: list[str] = []
     frame_of_png: dict[str, int] = {}
@@ -188,11 +195,11 @@ def static_explorer(compute: Callable[..., Any], view: Any, grid: Mapping[str, S
                 f'<label style="margin-right:1.2em;white-space:nowrap">{esc(shown_name[name])} '
                 f'<input type="range" class="gh-control" data-param="{esc(name)}" min="0" max="{len(opts) - 1}" '
                 f'step="1" value="{start[name]}" style="vertical-align:middle"> '
-                f'<output>{esc(_shown(opts[start[name]]))}</output></label>')
+                f'<output>{esc(shown[name][start[name]])}</output></label>')
         else:
             options = "".join(
-                f'<option value="{i}"{" selected" if i == start[name] else ""}>{esc(_shown(v))}</option>'
-                for i, v in enumerate(opts))
+                f'<option value="{i}"{" selected" if i == start[name] else ""}>{esc(shown[name][i])}</option>'
+                for i in range(len(opts)))
             controls.append(
                 f'<label style="margin-right:1.2em;white-space:nowrap">{esc(shown_name[name])} '
                 f'<select class="gh-control" data-param="{esc(name)}">{options}</select></label>')
@@ -201,7 +208,7 @@ def static_explorer(compute: Callable[..., Any], view: Any, grid: Mapping[str, S
         id=uid,
         frames=_json_for_script(frames),
         index=_json_for_script(index),
-        shown=_json_for_script({n: [_shown(v) for v in values[n]] for n in params}),
+        shown=_json_for_script(shown),
         params=_json_for_script(params),
     )
     # a white card with dark text, like the figures: reads the same on the light and the dark theme

@@ -88,3 +88,14 @@ def test_the_install_hint_names_a_kernel_free_function_that_exists():
     for dotted in re.findall(r"gradlib(?:\.\w+)+", hint):
         module, attr = dotted.rsplit(".", 1)
         assert hasattr(importlib.import_module(module), attr), f"the hint names {dotted}, which does not exist"
+
+
+def test_option_labels_show_text_while_the_widget_keeps_the_values():
+    c = gctl.choice("warmup", (False, True), False, buttons=True, option_labels=("off", "on"))
+    widget = c.build(ipywidgets)
+    assert widget.value is False and list(widget.options) == [("off", False), ("on", True)]
+    assert widget.label == "off"
+    assert gctl.static_texts([c], {"warmup": [False, True]}) == {"labels": {},
+                                                                  "option_labels": {"warmup": {False: "off", True: "on"}}}
+    with pytest.raises(ValueError, match=r"option_labels of control 'warmup' must have one text per option \(2\)"):
+        gctl.choice("warmup", (False, True), option_labels=("off",))

@@ -307,3 +307,17 @@ def test_static_explorer_script_swaps_the_image_when_any_control_moves(static):
     moved = ",".join(str(c["target"]) for c in ctrl)
     assert seen[-1] == "data:image/png;base64," + frames[index[moved]]  # the frame of the controls' new values
     assert result["events"] == [["change", "input"]] * len(ctrl)
+
+
+def test_labels_and_option_labels_are_what_the_controls_show_and_the_values_stay_the_keys():
+    fake, view = Counting(), RecordingView()
+    static = gst.static_explorer(fake, view, {"depth": [3, 5], "activation": ["tanh", "relu"]},
+                                 labels={"depth": "layers"}, option_labels={"activation": {"relu": "ReLU"}})
+    assert [c["activation"] for c in fake.calls] == ["tanh", "relu", "tanh", "relu"]  # compute gets the values
+    assert ">layers <" in static.html and ">depth <" not in static.html
+    assert re.search(r'<option value="1"[^>]*>ReLU</option>', static.html)
+    assert re.search(r'<option value="0"[^>]*>tanh</option>', static.html)  # no label: the value itself
+    with pytest.raises(ValueError, match=r"option_labels must only name grid keys"):
+        gst.static_explorer(fake, view, {"depth": [3]}, option_labels={"width": {1: "one"}})
+    with pytest.raises(ValueError, match=r"labels must only name grid keys"):
+        gst.static_explorer(fake, view, {"depth": [3]}, labels={"width": "w"})
