@@ -8,6 +8,7 @@ font manager.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -33,8 +34,9 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 TRANSLATED = [lang for lang in i18n.LANGUAGES if lang != "en"]
 
 
+@functools.lru_cache(maxsize=1)
 def extracted() -> dict[str, list[str]]:
-    """msgid -> where it is marked, as Babel extracts it with the build's own mapping."""
+    """msgid -> where it is marked, as Babel extracts it with the build's own mapping (once per run)."""
     sys.path.insert(0, str(ROOT / "tools"))  # the notebook extractor named in babel.cfg
     try:
         with (ROOT / "tools" / "babel.cfg").open() as f:
